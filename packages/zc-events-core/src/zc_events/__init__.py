@@ -1,0 +1,89 @@
+"""zc-events: call other services over a message broker with HTTP-style verbs.
+
+    import zc_events
+
+    @zc_events.handler('add')
+    def add(request):
+        return {'answer': request.data['x'] + request.data['y']}
+
+    zc_events.get('add', data={'x': 1, 'y': 1}).data   # {'answer': 2}
+"""
+
+from ._api import (
+    call,
+    call_no_wait,
+    configure,
+    default_client,
+    delete,
+    delete_no_wait,
+    get,
+    get_no_wait,
+    get_settings,
+    patch,
+    patch_no_wait,
+    post,
+    post_no_wait,
+    put,
+    put_no_wait,
+    reset,
+)
+from ._backend import Backend, create_backend
+from ._client import Batch, EventClient
+from ._envelope import Envelope
+from ._exceptions import (
+    BackendNotFound,
+    ConfigurationError,
+    EnvelopeError,
+    NoRouteError,
+    PublishError,
+    RemoteError,
+    RequestTimeout,
+    ZcEventsError,
+)
+from ._handlers import Dispatcher, HandlerRegistry, handler, handlers
+from ._middleware import Middleware
+from ._request import Request
+from ._response import Response
+from ._settings import Settings
+
+__version__ = "1.0.0"
+
+__all__ = [
+    "Backend",
+    "BackendNotFound",
+    "Batch",
+    "ConfigurationError",
+    "Dispatcher",
+    "Envelope",
+    "EnvelopeError",
+    "EventClient",
+    "HandlerRegistry",
+    "Middleware",
+    "NoRouteError",
+    "PublishError",
+    "RemoteError",
+    "Request",
+    "RequestTimeout",
+    "Response",
+    "Settings",
+    "ZcEventsError",
+    "call",
+    "call_no_wait",
+    "configure",
+    "create_backend",
+    "default_client",
+    "delete",
+    "delete_no_wait",
+    "get",
+    "get_no_wait",
+    "get_settings",
+    "handler",
+    "handlers",
+    "patch",
+    "patch_no_wait",
+    "post",
+    "post_no_wait",
+    "put",
+    "put_no_wait",
+    "reset",
+]

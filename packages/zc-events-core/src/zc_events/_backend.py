@@ -1,0 +1,116 @@
+"""The transport contract: one small abstract class (DESIGN §3, §9)."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ._envelope import Envelope
+from ._exceptions import ConfigurationError, NoRouteError, PublishError
+from ._handlers import Dispatcher
+from ._middleware import build_middleware
+from ._registry import BACKENDS, load
+from ._response import Response
+from ._settings import Settings
+
+__all__ = ["Backend", "create_backend"]
+
+
+class Backend(ABC):
+    """A transport. Subclass it, publish it in the ``zc_events.backends`` entry-point group and
+    pass :class:`zc_events.testing.conformance.BackendConformance`.
+
+    Client side: :meth:`request` (publish, wait for the reply) and :meth:`send` (publish once the
+    transport has taken the message). Server side: :meth:`serve` until :meth:`stop`.
+    Instances must be safe to share between threads.
+    """
+
+    #: The entry-point name.
+    name: ClassVar[str] = ""
+    #: What a call to a key nobody handles raises (the legacy fanout cannot know: RequestTimeout).
+    unknown_key_error: ClassVar[type[Exception]] = NoRouteError
+
+    def __init__(self, *, settings: Settings | None = None, **options: Any) -> None:
+        self.settings = settings if settings is not None else Settings()
+        if options:
+            raise ConfigurationError(
+                f"backend {self.name or type(self).__name__!r} got unknown option(s): "
+                f"{', '.join(sorted(options))}"
+            )
+        self._stopping = threading.Event()
+
+    @abstractmethod
+    def request(self, envelope: Envelope, timeout: float) -> Response:
+        """Publish ``envelope`` and return the reply; raise RequestTimeout after ``timeout`` s."""
+
+    @abstractmethod
+    def send(self, envelope: Envelope) -> None:
+        """Publish ``envelope`` without waiting for a reply; return once the transport has it."""
+
+    def send_many(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish several envelopes; raise PublishError naming any the transport did not take."""
+        failed: list[tuple[Envelope, BaseException]] = []
+        for envelope in envelopes:
+            try:
+                self.send(envelope)
+            except Exception as exc:
+                failed.append((envelope, exc))
+        if failed:
+            raise batch_error(failed, len(envelopes))
+
+    def default_dispatcher(self) -> Dispatcher:
+        """A dispatcher over the process-wide handlers, settings handlers and server middleware."""
+        from ._handlers import HandlerRegistry, handlers
+
+        registries = [handlers]
+        configured = self.settings.handlers
+        if configured:
+            registries.append(HandlerRegistry(configured))
+        return Dispatcher(registries, build_middleware(self.settings))
+
+    def serve(self, dispatcher: Dispatcher | None = None) -> None:
+        """Consume and dispatch until :meth:`stop` is called, then finish in-flight messages."""
+        raise ConfigurationError(f"backend {self.name!r} has no worker")
+
+    def stop(self) -> None:
+        """Ask :meth:`serve` to stop consuming (safe from signal handlers and other threads)."""
+        self._stopping.set()
+
+    def close(self) -> None:
+        """Release connections and threads."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def batch_error(failed: list[tuple[Envelope, BaseException]], total: int) -> PublishError:
+    """A PublishError naming the messages of a batch the transport did not take."""
+    listed = "; ".join(f"{env.key!r} id {env.id}: {exc}" for env, exc in failed[:10])
+    more = f"; and {len(failed) - 10} more" if len(failed) > 10 else ""
+    error = PublishError(f"{len(failed)} of {total} messages were not published: {listed}{more}")
+    error.failed = [env for env, _ in failed]  # type: ignore[attr-defined]
+    return error
+
+
+def create_backend(
+    name: str | None = None, settings: Settings | None = None, **options: Any
+) -> Backend:
+    """Build the backend ``name`` (default: the ``ZC_EVENTS_BACKEND`` setting).
+
+    When ``name`` is the configured backend, ``ZC_EVENTS_BACKEND_OPTIONS`` are applied first and
+    ``options`` override them.
+    """
+    settings = settings if settings is not None else Settings()
+    configured = settings.backend
+    if name is None or name == configured:
+        name = configured
+        options = {**settings.backend_options, **options}
+    cls = load(name, BACKENDS)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigurationError(f"backend {name!r} resolved to {cls!r}, not a zc_events.Backend")
+    return cls(settings=settings, **options)

@@ -1,0 +1,229 @@
+"""Handler registration and dispatch (DESIGN §8)."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from ._envelope import Envelope, validate_key
+from ._exceptions import ConfigurationError
+from ._registry import import_string
+from ._request import Request
+from ._response import Response
+
+if TYPE_CHECKING:
+    from ._middleware import Middleware
+
+__all__ = ["Dispatcher", "HandlerRegistry", "handler", "handlers"]
+
+log = logging.getLogger("zc_events")
+
+Handler = Callable[[Request], Any]
+F = TypeVar("F", bound=Callable[..., Any])
+Adapter = Callable[[Any], "Handler | None"]
+
+
+class HandlerRegistry:
+    """Maps keys to handlers. Values may be callables or dotted paths (imported on first use).
+
+    Adapters (see :meth:`add_adapter`) turn other objects, such as DRF views, into handlers.
+    """
+
+    adapters: list[Adapter] = []
+
+    def __init__(self, mapping: Mapping[str, Any] | None = None) -> None:
+        self._handlers: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        if mapping:
+            self.update(mapping)
+
+    @classmethod
+    def add_adapter(cls, adapter: Adapter) -> None:
+        """Register ``adapter(obj) -> handler | None``, tried on objects that are not plain handlers."""
+        if adapter not in cls.adapters:
+            cls.adapters.append(adapter)
+
+    @overload
+    def register(self, key: str) -> Callable[[F], F]: ...
+
+    @overload
+    def register(self, key: str, func: Any) -> Any: ...
+
+    def register(self, key: str, func: Any = None) -> Any:
+        """Register ``func`` for ``key``; without ``func``, return a decorator."""
+        validate_key(key)
+        if func is None:
+
+            def decorator(f: F) -> F:
+                self.register(key, f)
+                return f
+
+            return decorator
+        if not (isinstance(func, str) or callable(func)):
+            raise ConfigurationError(
+                f"handler for {key!r} must be a callable or a dotted path, got {func!r}"
+            )
+        with self._lock:
+            self._handlers[key] = func
+        return func
+
+    def update(self, mapping: Mapping[str, Any]) -> None:
+        """Register every ``key: handler`` of ``mapping``."""
+        for key, func in mapping.items():
+            self.register(key, func)
+
+    def unregister(self, key: str) -> None:
+        """Forget the handler of ``key`` (no error if there is none)."""
+        with self._lock:
+            self._handlers.pop(key, None)
+
+    def clear(self) -> None:
+        """Forget every handler."""
+        with self._lock:
+            self._handlers.clear()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._handlers
+
+    def keys(self) -> list[str]:
+        """The registered keys, sorted."""
+        return sorted(self._handlers)
+
+    def get(self, key: str) -> Handler | None:
+        """The handler for ``key`` (importing and adapting it on first use), or None."""
+        func = self._handlers.get(key)
+        if func is None or (inspect.isfunction(func) or inspect.ismethod(func)):
+            return func
+        resolved = self._resolve(key, func)
+        with self._lock:
+            self._handlers[key] = resolved
+        return resolved
+
+    def _resolve(self, key: str, func: Any) -> Handler:
+        if isinstance(func, str):
+            func = import_string(func)
+        for adapter in self.adapters:
+            adapted = adapter(func)
+            if adapted is not None:
+                return adapted
+        if not callable(func):
+            raise ConfigurationError(f"handler for {key!r} resolved to {func!r}, which is not callable")
+        result: Handler = func
+        return result
+
+
+#: The process-wide registry that ``@zc_events.handler`` writes to.
+handlers = HandlerRegistry()
+
+
+def handler(key: str) -> Callable[[F], F]:
+    """Decorator: serve ``key`` with the decorated function, which takes a :class:`Request`."""
+    return handlers.register(key)
+
+
+class Dispatcher:
+    """Turns envelopes into handler calls and handler outcomes into Responses.
+
+    Looks keys up in ``registries`` in order (by default the process-wide registry, then the
+    handlers named in settings), runs server-side middleware, and never raises for handler failures.
+    """
+
+    def __init__(
+        self,
+        registries: Sequence[HandlerRegistry] | None = None,
+        middleware: Iterable[Middleware] = (),
+    ) -> None:
+        self.registries = list(registries) if registries is not None else [handlers]
+        self.middleware = list(middleware)
+
+    def handler_for(self, key: str) -> Handler | None:
+        """The handler that serves ``key``, or None."""
+        for registry in self.registries:
+            if key in registry:
+                return registry.get(key)
+        return None
+
+    def handles(self, key: str) -> bool:
+        """True if some handler serves ``key``."""
+        for registry in self.registries:
+            if key in registry:
+                return True
+        return False
+
+    def keys(self) -> list[str]:
+        """Every key served, sorted."""
+        return sorted({k for registry in self.registries for k in registry.keys()})
+
+    def dispatch(self, envelope: Envelope) -> Response:
+        """Call the handler for ``envelope`` and return its outcome as a Response."""
+        try:
+            for mw in self.middleware:
+                envelope = mw.incoming_request(envelope)
+            func = self.handler_for(envelope.key)
+            if func is None:
+                response = Response.error(
+                    "NoRouteError", f"no handler for key {envelope.key!r} in this service", 404
+                )
+            else:
+                result = func(Request(envelope))
+                response = result if isinstance(result, Response) else Response(result)
+        except Exception as exc:
+            log.debug("handler for %r raised", envelope.key, exc_info=True)
+            response = Response.from_exception(exc)
+        for mw in reversed(self.middleware):
+            try:
+                response = mw.outgoing_response(envelope, response)
+            except Exception as exc:
+                log.exception("middleware %r failed on the response to %r", mw, envelope.key)
+                response = Response.from_exception(exc)
+        return response
+
+    def encode_response(self, envelope: Envelope, response: Response) -> bytes:
+        """Encode ``response``; a result that is not JSON becomes an error response."""
+        try:
+            return response.encode()
+        except TypeError as exc:
+            log.error("handler for %r returned a value that is not JSON: %s", envelope.key, exc)
+            return Response.error(
+                "TypeError",
+                f"handler for {envelope.key!r} returned a value that cannot be encoded as JSON: "
+                f"{exc}",
+            ).encode()
+
+    def handle(self, body: bytes | str) -> bytes | None:
+        """Decode wire bytes, dispatch, and return the encoded reply.
+
+        Returns None when no reply is due: a ``*_no_wait`` message, or one whose deadline passed
+        (skipped, as nobody waits for it). Raises :class:`EnvelopeError` for undecodable messages,
+        which the transport should dead-letter.
+        """
+        envelope = Envelope.decode(body)
+        return self.handle_envelope(envelope)
+
+    def handle_envelope(self, envelope: Envelope) -> bytes | None:
+        """Like :meth:`handle` for an already decoded envelope."""
+        if envelope.expired():
+            log.warning(
+                "skipping %s %r (id %s): its deadline passed %.3f s ago",
+                envelope.method,
+                envelope.key,
+                envelope.id,
+                -(envelope.time_left() or 0.0),
+            )
+            return None
+        response = self.dispatch(envelope)
+        if envelope.reply_to is None:
+            if response.has_errors:
+                log.error(
+                    "no-wait %s %r (id %s) failed: %s",
+                    envelope.method,
+                    envelope.key,
+                    envelope.id,
+                    response.errors[0].get("trace") or response.errors,
+                )
+            return None
+        return self.encode_response(envelope, response)
+

@@ -1,0 +1,221 @@
+"""Settings resolution (DESIGN §7).
+
+First match wins: ``configure(**options)`` → the module named by ``ZC_EVENTS_SETTINGS`` → Django
+settings when Django is configured → environment variables (dicts and lists as JSON).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import os
+import sys
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+from . import _json
+from ._exceptions import ConfigurationError
+
+__all__ = ["SHORT_NAMES", "Settings"]
+
+#: ``configure()`` short names and the settings they stand for.
+SHORT_NAMES: dict[str, str] = {
+    "backend": "ZC_EVENTS_BACKEND",
+    "backend_options": "ZC_EVENTS_BACKEND_OPTIONS",
+    "handlers": "ZC_EVENTS_HANDLERS",
+    "timeout": "ZC_EVENTS_TIMEOUT",
+    "middleware": "ZC_EVENTS_MIDDLEWARE",
+    "middleware_options": "ZC_EVENTS_MIDDLEWARE_OPTIONS",
+    "service_name": "SERVICE_NAME",
+}
+
+DEFAULT_BACKEND = "memory"
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+
+_MISSING: Any = object()
+
+
+def normalise_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Map ``configure()`` keyword names to setting names, rejecting unknown short names."""
+    out: dict[str, Any] = {}
+    for name, value in options.items():
+        if name in SHORT_NAMES:
+            out[SHORT_NAMES[name]] = value
+        elif name.isupper():
+            out[name] = value
+        else:
+            close = difflib.get_close_matches(name, SHORT_NAMES, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigurationError(
+                f"unknown setting {name!r}.{hint} configure() takes "
+                f"{', '.join(SHORT_NAMES)} or any setting by its upper-case name."
+            )
+    return out
+
+
+class Settings:
+    """Lazy, layered settings. Values are read on access, so later changes are seen."""
+
+    def __init__(self, overrides: Mapping[str, Any] | None = None) -> None:
+        self.overrides: dict[str, Any] = dict(overrides or {})
+        self._module: ModuleType | None = None
+        self._module_name: str | None = None
+
+    # -- sources -------------------------------------------------------------------------
+    def _settings_module(self) -> ModuleType | None:
+        name = self.overrides.get("ZC_EVENTS_SETTINGS") or os.environ.get("ZC_EVENTS_SETTINGS")
+        if not name:
+            return None
+        if name != self._module_name:
+            try:
+                self._module = importlib.import_module(name)
+            except ImportError as exc:
+                raise ConfigurationError(
+                    f"ZC_EVENTS_SETTINGS names module {name!r}, which cannot be imported: {exc}"
+                ) from exc
+            self._module_name = name
+        return self._module
+
+    @staticmethod
+    def _django_settings() -> Any:
+        if "django" not in sys.modules:  # never import Django just to look
+            return None
+        try:
+            from django.conf import settings as dj
+        except ImportError:  # pragma: no cover
+            return None
+        return dj if dj.configured else None
+
+    def lookup(self, name: str) -> tuple[Any, str]:
+        """Return ``(value, source)``; value is ``_MISSING`` when no source sets ``name``."""
+        if name in self.overrides:
+            return self.overrides[name], "configure()"
+        module = self._settings_module()
+        if module is not None and hasattr(module, name):
+            return getattr(module, name), f"settings module {module.__name__}"
+        dj = self._django_settings()
+        if dj is not None and hasattr(dj, name):
+            return getattr(dj, name), "Django settings"
+        if name in os.environ:
+            return os.environ[name], "environment"
+        return _MISSING, ""
+
+    # -- typed access --------------------------------------------------------------------
+    def get(self, name: str, default: Any = _MISSING) -> Any:
+        """The raw value of ``name``; raises ConfigurationError if unset and no default."""
+        value, _ = self.lookup(name)
+        if value is _MISSING:
+            if default is _MISSING:
+                raise ConfigurationError(
+                    f"setting {name} is required but not set (configure({name}=...), "
+                    f"a ZC_EVENTS_SETTINGS module, Django settings or the environment)"
+                )
+            return default
+        return value
+
+    def _structured(self, name: str, kind: type, default: Any) -> Any:
+        value, source = self.lookup(name)
+        if value is _MISSING:
+            return default
+        if isinstance(value, str) and kind is not str:
+            try:
+                value = _json.loads(value)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"setting {name} from the {source} is not valid JSON: {exc}"
+                ) from exc
+        if kind is list and isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, kind):
+            raise ConfigurationError(
+                f"setting {name} (from {source}) must be a {kind.__name__}, "
+                f"got {type(value).__name__}: {value!r}"
+            )
+        return value
+
+    def get_str(self, name: str, default: Any = _MISSING) -> Any:
+        """A non-empty string setting."""
+        value = self.get(name, default)
+        if value is default:
+            return value
+        if not isinstance(value, str) or not value:
+            raise ConfigurationError(f"setting {name} must be a non-empty string, got {value!r}")
+        return value
+
+    def get_dict(self, name: str) -> dict[str, Any]:
+        """A dict setting (JSON in the environment); ``{}`` when unset."""
+        result: dict[str, Any] = self._structured(name, dict, {})
+        return result
+
+    def get_list(self, name: str) -> list[Any]:
+        """A list setting (JSON in the environment); ``[]`` when unset."""
+        result: list[Any] = self._structured(name, list, [])
+        return result
+
+    def get_float(self, name: str, default: float) -> float:
+        """A positive number setting."""
+        value, source = self.lookup(name)
+        if value is _MISSING:
+            return default
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(
+                f"setting {name} (from {source}) must be a number, got {value!r}"
+            ) from None
+        if isinstance(value, bool) or not number > 0:
+            raise ConfigurationError(f"setting {name} must be a positive number, got {value!r}")
+        return number
+
+    # -- the settings of DESIGN §7 -------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """Entry-point name of the backend (``ZC_EVENTS_BACKEND``)."""
+        name: str = self.get_str("ZC_EVENTS_BACKEND", DEFAULT_BACKEND)
+        return name
+
+    @property
+    def backend_options(self) -> dict[str, Any]:
+        """Keyword options for the backend (``ZC_EVENTS_BACKEND_OPTIONS``)."""
+        return self.get_dict("ZC_EVENTS_BACKEND_OPTIONS")
+
+    @property
+    def handlers(self) -> dict[str, Any]:
+        """Legacy ``JOB_MAPPING`` merged with ``ZC_EVENTS_HANDLERS`` (the latter wins)."""
+        return {**self.get_dict("JOB_MAPPING"), **self.get_dict("ZC_EVENTS_HANDLERS")}
+
+    @property
+    def timeout(self) -> float:
+        """Default seconds to wait for a reply (``ZC_EVENTS_TIMEOUT``)."""
+        return self.get_float("ZC_EVENTS_TIMEOUT", DEFAULT_TIMEOUT)
+
+    @property
+    def middleware(self) -> list[Any]:
+        """Middleware names, dotted paths or instances (``ZC_EVENTS_MIDDLEWARE``)."""
+        return self.get_list("ZC_EVENTS_MIDDLEWARE")
+
+    @property
+    def middleware_options(self) -> dict[str, Any]:
+        """Per-middleware keyword options (``ZC_EVENTS_MIDDLEWARE_OPTIONS``)."""
+        return self.get_dict("ZC_EVENTS_MIDDLEWARE_OPTIONS")
+
+    @property
+    def service_name(self) -> str:
+        """``SERVICE_NAME``; required by broker backends."""
+        name: str = self.get_str("SERVICE_NAME")
+        return name
+
+    def broker_url(self, options: Mapping[str, Any]) -> str:
+        """AMQP URL: ``backend_options['url']``, ``BROKER_URL``, ``CELERY_BROKER_URL``, default."""
+        url = options.get("url") or self.get("BROKER_URL", None) or self.get(
+            "CELERY_BROKER_URL", None
+        )
+        return str(url or DEFAULT_AMQP_URL)
+
+    def redis_url(self, options: Mapping[str, Any]) -> str:
+        """Redis URL: ``backend_options['redis_url']``, ``EVENTS_REDIS_URL``, default."""
+        url = options.get("redis_url") or self.get("EVENTS_REDIS_URL", None)
+        return str(url or DEFAULT_REDIS_URL)
