@@ -1,12 +1,12 @@
 """zc-events: call other services over a message broker with HTTP-style verbs.
 
-    import zc_events
+import zc_events
 
-    @zc_events.handler('add')
-    def add(request):
-        return {'answer': request.data['x'] + request.data['y']}
+@zc_events.handler('add')
+def add(request):
+    return {'answer': request.data['x'] + request.data['y']}
 
-    zc_events.get('add', data={'x': 1, 'y': 1}).data   # {'answer': 2}
+zc_events.get('add', data={'x': 1, 'y': 1}).data   # {'answer': 2}
 """
 
 from ._api import (
@@ -41,7 +41,7 @@ from ._exceptions import (
     ZcEventsError,
 )
 from ._handlers import Dispatcher, HandlerRegistry, handler, handlers
-from ._middleware import Middleware
+from ._middleware import HmacSigning, Middleware
 from ._request import Request
 from ._response import Response
 from ._settings import Settings
@@ -58,6 +58,7 @@ __all__ = [
     "EnvelopeError",
     "EventClient",
     "HandlerRegistry",
+    "HmacSigning",
     "Middleware",
     "NoRouteError",
     "PublishError",

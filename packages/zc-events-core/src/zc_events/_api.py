@@ -86,32 +86,62 @@ def default_client() -> EventClient:
     return client
 
 
-def get(key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-        timeout: float | None = None, priority: int | None = None) -> Response:
+def get(
+    key: str,
+    data: Any = None,
+    headers: dict[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    priority: int | None = None,
+) -> Response:
     """GET ``key`` with the default client and wait for the Response."""
     return default_client().request("GET", key, data, headers, timeout=timeout, priority=priority)
 
 
-def post(key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-         timeout: float | None = None, priority: int | None = None) -> Response:
+def post(
+    key: str,
+    data: Any = None,
+    headers: dict[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    priority: int | None = None,
+) -> Response:
     """POST to ``key`` with the default client and wait for the Response."""
     return default_client().request("POST", key, data, headers, timeout=timeout, priority=priority)
 
 
-def put(key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-        timeout: float | None = None, priority: int | None = None) -> Response:
+def put(
+    key: str,
+    data: Any = None,
+    headers: dict[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    priority: int | None = None,
+) -> Response:
     """PUT to ``key`` with the default client and wait for the Response."""
     return default_client().request("PUT", key, data, headers, timeout=timeout, priority=priority)
 
 
-def patch(key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-          timeout: float | None = None, priority: int | None = None) -> Response:
+def patch(
+    key: str,
+    data: Any = None,
+    headers: dict[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    priority: int | None = None,
+) -> Response:
     """PATCH ``key`` with the default client and wait for the Response."""
     return default_client().request("PATCH", key, data, headers, timeout=timeout, priority=priority)
 
 
-def delete(key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-           timeout: float | None = None, priority: int | None = None) -> Response:
+def delete(
+    key: str,
+    data: Any = None,
+    headers: dict[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    priority: int | None = None,
+) -> Response:
     """DELETE ``key`` with the default client and wait for the Response."""
     return default_client().request(
         "DELETE", key, data, headers, timeout=timeout, priority=priority
@@ -121,32 +151,57 @@ def delete(key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
 call = post
 
 
-def get_no_wait(key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                priority: int | None = None) -> str:
+def get_no_wait(
+    key: str,
+    data: Any = None,
+    headers: dict[str, Any] | None = None,
+    *,
+    priority: int | None = None,
+) -> str:
     """GET ``key`` without waiting; returns the message id."""
     return default_client().request_no_wait("GET", key, data, headers, priority=priority)
 
 
-def post_no_wait(key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                 priority: int | None = None) -> str:
+def post_no_wait(
+    key: str,
+    data: Any = None,
+    headers: dict[str, Any] | None = None,
+    *,
+    priority: int | None = None,
+) -> str:
     """POST to ``key`` without waiting; returns the message id."""
     return default_client().request_no_wait("POST", key, data, headers, priority=priority)
 
 
-def put_no_wait(key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                priority: int | None = None) -> str:
+def put_no_wait(
+    key: str,
+    data: Any = None,
+    headers: dict[str, Any] | None = None,
+    *,
+    priority: int | None = None,
+) -> str:
     """PUT to ``key`` without waiting; returns the message id."""
     return default_client().request_no_wait("PUT", key, data, headers, priority=priority)
 
 
-def patch_no_wait(key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                  priority: int | None = None) -> str:
+def patch_no_wait(
+    key: str,
+    data: Any = None,
+    headers: dict[str, Any] | None = None,
+    *,
+    priority: int | None = None,
+) -> str:
     """PATCH ``key`` without waiting; returns the message id."""
     return default_client().request_no_wait("PATCH", key, data, headers, priority=priority)
 
 
-def delete_no_wait(key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                   priority: int | None = None) -> str:
+def delete_no_wait(
+    key: str,
+    data: Any = None,
+    headers: dict[str, Any] | None = None,
+    *,
+    priority: int | None = None,
+) -> str:
     """DELETE ``key`` without waiting; returns the message id."""
     return default_client().request_no_wait("DELETE", key, data, headers, priority=priority)
 

@@ -94,55 +94,120 @@ class EventClient:
         return envelope.id
 
     # -- verbs ---------------------------------------------------------------------------
-    def get(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-            timeout: float | None = None, priority: int | None = None) -> Response:
+    def get(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+    ) -> Response:
         """GET ``key`` and wait for the Response."""
         return self.request("GET", key, data, headers, timeout=timeout, priority=priority)
 
-    def post(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-             timeout: float | None = None, priority: int | None = None) -> Response:
+    def post(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+    ) -> Response:
         """POST to ``key`` and wait for the Response."""
         return self.request("POST", key, data, headers, timeout=timeout, priority=priority)
 
-    def put(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-            timeout: float | None = None, priority: int | None = None) -> Response:
+    def put(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+    ) -> Response:
         """PUT to ``key`` and wait for the Response."""
         return self.request("PUT", key, data, headers, timeout=timeout, priority=priority)
 
-    def patch(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-              timeout: float | None = None, priority: int | None = None) -> Response:
+    def patch(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+    ) -> Response:
         """PATCH ``key`` and wait for the Response."""
         return self.request("PATCH", key, data, headers, timeout=timeout, priority=priority)
 
-    def delete(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-               timeout: float | None = None, priority: int | None = None) -> Response:
+    def delete(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+    ) -> Response:
         """DELETE ``key`` and wait for the Response."""
         return self.request("DELETE", key, data, headers, timeout=timeout, priority=priority)
 
     call = post
 
-    def get_no_wait(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                    priority: int | None = None) -> str:
+    def get_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> str:
         """GET ``key`` without waiting; returns the message id."""
         return self.request_no_wait("GET", key, data, headers, priority=priority)
 
-    def post_no_wait(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                     priority: int | None = None) -> str:
+    def post_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> str:
         """POST to ``key`` without waiting; returns the message id."""
         return self.request_no_wait("POST", key, data, headers, priority=priority)
 
-    def put_no_wait(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                    priority: int | None = None) -> str:
+    def put_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> str:
         """PUT to ``key`` without waiting; returns the message id."""
         return self.request_no_wait("PUT", key, data, headers, priority=priority)
 
-    def patch_no_wait(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                      priority: int | None = None) -> str:
+    def patch_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> str:
         """PATCH ``key`` without waiting; returns the message id."""
         return self.request_no_wait("PATCH", key, data, headers, priority=priority)
 
-    def delete_no_wait(self, key: str, data: Any = None, headers: dict[str, Any] | None = None,
-                       *, priority: int | None = None) -> str:
+    def delete_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> str:
         """DELETE ``key`` without waiting; returns the message id."""
         return self.request_no_wait("DELETE", key, data, headers, priority=priority)
 
@@ -151,9 +216,9 @@ class EventClient:
     def batch(self) -> Batch:
         """Collect ``*_no_wait`` calls and publish them together (confirms pipelined)::
 
-            with client.batch() as batch:
-                for item in items:
-                    batch.post_no_wait('index', data=item)
+        with client.batch() as batch:
+            for item in items:
+                batch.post_no_wait('index', data=item)
         """
         return Batch(self)
 
@@ -181,36 +246,72 @@ class Batch:
         self.client = client
         self.envelopes: list[Envelope] = []
 
-    def request_no_wait(self, method: str, key: str, data: Any = None,
-                        headers: dict[str, Any] | None = None, *,
-                        priority: int | None = None) -> str:
+    def request_no_wait(
+        self,
+        method: str,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> str:
         """Queue ``method`` to ``key``; returns the message id."""
         envelope = self.client._envelope_no_wait(method, key, data, headers, priority)
         self.envelopes.append(envelope)
         return envelope.id
 
-    def get_no_wait(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                    priority: int | None = None) -> str:
+    def get_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> str:
         """Queue a GET."""
         return self.request_no_wait("GET", key, data, headers, priority=priority)
 
-    def post_no_wait(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                     priority: int | None = None) -> str:
+    def post_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> str:
         """Queue a POST."""
         return self.request_no_wait("POST", key, data, headers, priority=priority)
 
-    def put_no_wait(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                    priority: int | None = None) -> str:
+    def put_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> str:
         """Queue a PUT."""
         return self.request_no_wait("PUT", key, data, headers, priority=priority)
 
-    def patch_no_wait(self, key: str, data: Any = None, headers: dict[str, Any] | None = None, *,
-                      priority: int | None = None) -> str:
+    def patch_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> str:
         """Queue a PATCH."""
         return self.request_no_wait("PATCH", key, data, headers, priority=priority)
 
-    def delete_no_wait(self, key: str, data: Any = None, headers: dict[str, Any] | None = None,
-                       *, priority: int | None = None) -> str:
+    def delete_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> str:
         """Queue a DELETE."""
         return self.request_no_wait("DELETE", key, data, headers, priority=priority)
 

@@ -45,7 +45,7 @@ def new_id() -> str:
 def validate_key(key: object) -> str:
     """Return ``key`` if it is a valid handler key, else raise :class:`EnvelopeError`."""
     if key in _valid_keys:
-        return key  # type: ignore[return-value]
+        return key
     if not isinstance(key, str):
         raise EnvelopeError(f"key must be a string, got {type(key).__name__}", "key")
     if not key:
@@ -108,12 +108,16 @@ class Envelope:
         if priority is None:
             priority = 0
         elif priority.__class__ is not int or not 0 <= priority <= 9:
-            raise EnvelopeError(f"priority must be an int from 0 to 9, got {priority!r}", "priority")
+            raise EnvelopeError(
+                f"priority must be an int from 0 to 9, got {priority!r}", "priority"
+            )
         now = time.time()
         deadline = None
         if timeout is not None:
             if not _number(timeout) or timeout <= 0:
-                raise EnvelopeError(f"timeout must be a positive number, got {timeout!r}", "deadline")
+                raise EnvelopeError(
+                    f"timeout must be a positive number, got {timeout!r}", "deadline"
+                )
             deadline = now + timeout
         return cls(key, method, data, headers, new_id(), reply_to, deadline, priority, now)
 
@@ -175,9 +179,13 @@ class Envelope:
         key = validate_key(obj["key"])
         method = obj["method"]
         if method not in METHODS:
-            raise EnvelopeError(f"field 'method' must be one of {sorted(METHODS)}, got {method!r}", "method")
-        headers = obj.get("headers") or {}
-        if not isinstance(headers, dict):
+            raise EnvelopeError(
+                f"field 'method' must be one of {sorted(METHODS)}, got {method!r}", "method"
+            )
+        headers = obj.get("headers")
+        if headers is None:
+            headers = {}
+        elif not isinstance(headers, dict):
             raise EnvelopeError("field 'headers' must be an object", "headers")
         reply_to = obj.get("reply_to")
         if reply_to is not None and not isinstance(reply_to, str):
@@ -191,7 +199,9 @@ class Envelope:
         sent_at = obj.get("sent_at", 0.0)
         if not _number(sent_at):
             raise EnvelopeError("field 'sent_at' must be a number", "sent_at")
-        return cls(key, method, obj.get("data"), headers, msg_id, reply_to, deadline, priority, sent_at)
+        return cls(
+            key, method, obj.get("data"), headers, msg_id, reply_to, deadline, priority, sent_at
+        )
 
     def time_left(self, now: float | None = None) -> float | None:
         """Seconds until the deadline (may be negative), or None without a deadline."""

@@ -6,7 +6,7 @@ import json as _stdlib_json
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["dumps", "loads", "implementation"]
+__all__ = ["dumps", "implementation", "loads"]
 
 dumps: Callable[[Any], bytes]
 loads: Callable[[bytes | str], Any]
@@ -26,9 +26,7 @@ try:  # pragma: no cover - depends on what is installed
     loads = _orjson.loads
     implementation = "orjson"
 except ImportError:  # pragma: no cover - depends on what is installed
-    _encoder = _stdlib_json.JSONEncoder(
-        ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    )
+    _encoder = _stdlib_json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
     def dumps(obj: Any) -> bytes:
         """Encode ``obj`` as compact UTF-8 JSON bytes; raise TypeError if it is not JSON."""

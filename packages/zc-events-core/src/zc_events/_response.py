@@ -60,7 +60,11 @@ class Response:
 
     def to_dict(self) -> dict[str, Any]:
         """The wire form as a dict."""
-        out: dict[str, Any] = {"data": self.data, "has_errors": self.has_errors, "errors": self.errors}
+        out: dict[str, Any] = {
+            "data": self.data,
+            "has_errors": self.has_errors,
+            "errors": self.errors,
+        }
         if self.status is not None:
             out["status"] = self.status
         return out

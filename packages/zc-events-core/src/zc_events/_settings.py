@@ -210,8 +210,10 @@ class Settings:
 
     def broker_url(self, options: Mapping[str, Any]) -> str:
         """AMQP URL: ``backend_options['url']``, ``BROKER_URL``, ``CELERY_BROKER_URL``, default."""
-        url = options.get("url") or self.get("BROKER_URL", None) or self.get(
-            "CELERY_BROKER_URL", None
+        url = (
+            options.get("url")
+            or self.get("BROKER_URL", None)
+            or self.get("CELERY_BROKER_URL", None)
         )
         return str(url or DEFAULT_AMQP_URL)
 

@@ -46,14 +46,16 @@ def serve(
 
         settings = get_settings()
     import_modules(modules)
-    instance = backend if isinstance(backend, Backend) else create_backend(backend, settings, **options)
+    instance = (
+        backend if isinstance(backend, Backend) else create_backend(backend, settings, **options)
+    )
     dispatcher = instance.default_dispatcher()
     if not dispatcher.keys():
         raise ConfigurationError(
             "no handlers are registered: pass the modules that define them "
             "(zc-events worker myservice.handlers) or set ZC_EVENTS_HANDLERS"
         )
-    previous: dict[int, Any] = {}
+    previous: dict[signal.Signals, Any] = {}
     if install_signal_handlers and threading.current_thread() is threading.main_thread():
 
         def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -66,6 +68,6 @@ def serve(
     try:
         instance.serve(dispatcher)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         instance.close()

@@ -48,11 +48,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     call = sub.add_parser("call", help="call a handler and print the Response as JSON")
     call.add_argument("key")
-    call.add_argument("--method", "-X", default="GET", type=str.upper,
-                      choices=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    call.add_argument(
+        "--method",
+        "-X",
+        default="GET",
+        type=str.upper,
+        choices=["GET", "POST", "PUT", "PATCH", "DELETE"],
+    )
     call.add_argument("--data", "-d", type=_json_arg, default=None, help="JSON body")
-    call.add_argument("--header", "-H", type=_header, action="append", default=[],
-                      help="header name=value (repeatable)")
+    call.add_argument(
+        "--header",
+        "-H",
+        type=_header,
+        action="append",
+        default=[],
+        help="header name=value (repeatable)",
+    )
     call.add_argument("--timeout", type=_positive, default=None, help="seconds to wait")
     call.add_argument("--backend", default=None, help="backend name (default: settings)")
     call.add_argument("--no-wait", action="store_true", help="fire and forget")

@@ -60,7 +60,9 @@ class MemoryBackend(Backend):
     ) -> None:
         super().__init__(settings=settings, **options)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ConfigurationError(f"memory backend option 'workers' must be an int >= 1, got {workers!r}")
+            raise ConfigurationError(
+                f"memory backend option 'workers' must be an int >= 1, got {workers!r}"
+            )
         self.workers = workers
         self.inline = bool(inline)
         self._dispatcher = dispatcher
@@ -87,7 +89,9 @@ class MemoryBackend(Backend):
                 raise PublishError("the memory backend is closed")
             if not self._threads:
                 for i in range(self.workers):
-                    t = threading.Thread(target=self._work, name=f"zc-events-memory-{i}", daemon=True)
+                    t = threading.Thread(
+                        target=self._work, name=f"zc-events-memory-{i}", daemon=True
+                    )
                     t.start()
                     self._threads.append(t)
 

@@ -193,11 +193,11 @@ class EventsMock(Backend):
             _api._client = EventClient(self, settings=_api.get_settings())
         return self
 
-    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         with _api._lock:
             _api._client = self._saved
             self._saved = None
-        if exc_type is None and self.assert_all_called:
+        if exc_info[0] is None and self.assert_all_called:
             unfired = self.unfired()
             if unfired:
                 raise AssertionError(f"registered responses never called: {', '.join(unfired)}")

@@ -73,7 +73,7 @@ def recorded(request: Request) -> list[dict[str, Any]]:
 
 def register(registry: HandlerRegistry = handlers) -> None:
     """Register every conformance handler in ``registry``."""
-    for key in HANDLERS.keys():
+    for key in HANDLERS:
         registry.register(key, HANDLERS.get(key))
 
 

@@ -1,0 +1,1 @@
+"""The `celery` backend for zc-events: publish through a Celery app, serve through a Celery task."""

@@ -1,0 +1,1 @@
+"""Django integration for zc-events: settings, DRF views and viewsets as handlers, a worker command."""
