@@ -1,4 +1,4 @@
-"""JSON encoding: orjson, then ujson when installed, else the standard library. Never pickle."""
+"""JSON encoding: orjson, else ujson, when installed; else the standard library. Never pickle."""
 
 from __future__ import annotations
 
@@ -8,32 +8,48 @@ from typing import Any
 
 __all__ = ["dumps", "implementation", "loads"]
 
-dumps: Callable[[Any], bytes]
-loads: Callable[[bytes | str], Any]
+_stdlib_encoder = _stdlib_json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False
+)
 
-try:  # pragma: no cover - depends on what is installed
-    import orjson as _orjson
 
-    _OPTS = _orjson.OPT_NON_STR_KEYS
+def _stdlib_dumps(obj: Any) -> bytes:
+    try:
+        return _stdlib_encoder.encode(obj).encode("utf-8")
+    except ValueError as exc:  # NaN / infinity
+        raise TypeError(str(exc)) from exc
 
-    def dumps(obj: Any) -> bytes:
-        """Encode ``obj`` as compact UTF-8 JSON bytes; raise TypeError if it is not JSON."""
-        try:
-            return _orjson.dumps(obj, option=_OPTS)
-        except _orjson.JSONEncodeError as exc:
-            raise TypeError(str(exc)) from exc
 
-    loads = _orjson.loads
-    implementation = "orjson"
-except ImportError:  # pragma: no cover - depends on what is installed
-    _encoder = _stdlib_json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+def _pick() -> tuple[str, Callable[[Any], bytes], Callable[[bytes | str], Any]]:
+    try:
+        import orjson
 
-    def dumps(obj: Any) -> bytes:
-        """Encode ``obj`` as compact UTF-8 JSON bytes; raise TypeError if it is not JSON."""
-        try:
-            return _encoder.encode(obj).encode("utf-8")
-        except ValueError as exc:  # NaN / infinity
-            raise TypeError(str(exc)) from exc
+        option = orjson.OPT_NON_STR_KEYS
 
-    loads = _stdlib_json.loads
-    implementation = "json"
+        def orjson_dumps(obj: Any) -> bytes:
+            try:
+                return orjson.dumps(obj, option=option)
+            except orjson.JSONEncodeError as exc:
+                raise TypeError(str(exc)) from exc
+
+        return "orjson", orjson_dumps, orjson.loads
+    except ImportError:
+        pass
+    try:
+        import ujson
+
+        def ujson_dumps(obj: Any) -> bytes:
+            try:
+                text: str = ujson.dumps(obj, ensure_ascii=False, escape_forward_slashes=False)
+            except OverflowError as exc:
+                raise TypeError(str(exc)) from exc
+            return text.encode("utf-8")
+
+        return "ujson", ujson_dumps, ujson.loads
+    except ImportError:
+        pass
+    return "json", _stdlib_dumps, _stdlib_json.loads
+
+
+implementation, dumps, loads = _pick()
+dumps.__doc__ = "Encode ``obj`` as compact UTF-8 JSON bytes; raise TypeError if it is not JSON."
