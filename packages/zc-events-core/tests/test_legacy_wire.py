@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 import zc_events
-from zc_events import Envelope, EnvelopeError, RequestTimeout, Response
-from zc_events import legacy
+from zc_events import Envelope, EnvelopeError, RequestTimeout, Response, legacy
 
 CAPTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "legacy-wire"
 
@@ -22,7 +21,9 @@ CAPTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "legacy-wire"
 def capture(name: str) -> dict[str, Any]:
     path = CAPTURES / name
     if not path.is_file():
-        pytest.skip(f"legacy wire captures not found at {CAPTURES.resolve()} (expected beside the clone)")
+        pytest.skip(
+            f"legacy wire captures not found at {CAPTURES.resolve()} (expected beside the clone)"
+        )
     result: dict[str, Any] = json.loads(path.read_text())
     return result
 
@@ -203,7 +204,7 @@ def test_parse_task_keeps_extra_event_args() -> None:
         (b"not json", None, "not valid JSON"),
         (b"[1, 2]", None, "has no task"),
         (b"[[], {}, {}]", {"task": legacy.EVENT_TASK}, "non-empty args"),
-        (b"[[\"add\"]]", {"task": legacy.EVENT_TASK}, r"\[args, kwargs, embed\]"),
+        (b'[["add"]]', {"task": legacy.EVENT_TASK}, r"\[args, kwargs, embed\]"),
         (b'[["", {"_backend": {}}], {}, {}]', {"task": legacy.EVENT_TASK}, "key must not be empty"),
         (
             b'[["add", {"id": "i", "_backend": {"method": "BREW"}}], {}, {}]',
@@ -227,9 +228,10 @@ def test_parse_request_rejects_malformed_messages(
 
 
 def test_encode_response_turns_non_json_results_into_errors() -> None:
-    reply = legacy.decode_response(legacy.encode_response(Response({"x": object()})))
+    reply = legacy.decode_response(legacy.encode_response(Response({"x": object()}), key="k.x"))
     assert reply.has_errors
     assert reply.errors[0]["type"] == "TypeError"
+    assert "handler for 'k.x'" in reply.errors[0]["message"]
 
 
 @pytest.fixture

@@ -101,7 +101,10 @@ class HandlerRegistry:
     def get(self, key: str) -> Handler | None:
         """The handler for ``key`` (importing and adapting it on first use), or None."""
         func = self._handlers.get(key)
-        if func is None or (inspect.isfunction(func) or inspect.ismethod(func)):
+        # Functions skip resolution unless an adapter might claim them (a DRF function view).
+        if func is None or (
+            (inspect.isfunction(func) or inspect.ismethod(func)) and not self.adapters
+        ):
             return func
         resolved = self._resolve(key, func)
         with self._lock:

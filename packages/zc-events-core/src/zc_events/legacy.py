@@ -6,8 +6,8 @@ the old library and services running this one understand each other in both dire
 
 A request is a Celery protocol-2 task message for the task ``microservice.event``::
 
-    body       [[key, payload], {}, {"callbacks": null, "errbacks": null, "chain": null, "chord": null}]
-    payload    {"data", "id", "headers", "response_key", "_backend": {"type", "method", "key"}}
+    body     [[key, payload], {}, {"callbacks":null,"errbacks":null,"chain":null,"chord":null}]
+    payload  {"data", "id", "headers", "response_key", "_backend": {"type", "method", "key"}}
 
 A reply is ``RPUSH <response_key> {"data", "has_errors", "errors"}`` + ``EXPIRE 60`` in Redis,
 read by the caller with ``BLPOP``. The deprecated protocol-1 events
@@ -188,7 +188,7 @@ def _method(value: object) -> str:
             f"got {value!r}",
             "method",
         )
-    return method  # type: ignore[return-value]
+    return method
 
 
 def _is_rpc_payload(value: object) -> bool:
@@ -311,17 +311,19 @@ def parse_request(body: bytes | str, headers: Mapping[str, Any] | None = None) -
     )
 
 
-def encode_response(response: Response) -> bytes:
+def encode_response(response: Response, *, key: str | None = None) -> bytes:
     """The reply bytes the old worker pushed: ``{"data", "has_errors", "errors"}`` (+ ``status``).
 
-    A result that is not JSON becomes an error response, as on the native transports.
+    A result that is not JSON becomes an error response naming the handler ``key``, as on the
+    native transports.
     """
     try:
         return dumps_legacy(response.to_dict())
     except TypeError as exc:
+        handler = f"handler for {key!r}" if key else "handler"
         return dumps_legacy(
             Response.error(
-                "TypeError", f"handler returned a value that cannot be encoded as JSON: {exc}"
+                "TypeError", f"{handler} returned a value that cannot be encoded as JSON: {exc}"
             ).to_dict()
         )
 

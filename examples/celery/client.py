@@ -1,0 +1,21 @@
+"""Call the example service through its own Celery app.
+
+cd examples/celery
+celery -A proj worker -P threads -c 8 -l INFO      # in one terminal
+python client.py                                   # in another
+"""
+
+from __future__ import annotations
+
+from proj.celery import add
+
+import zc_events
+
+zc_events.configure(backend="celery", backend_options={"app": "proj.celery:app"}, timeout=10)
+
+zc_events.post_no_wait("add", data={"x": 1, "y": 1})  # fire and forget
+r = zc_events.get("add", data={"x": 1, "y": 1})  # wait for the reply
+print("zc_events.get('add', data={'x': 1, 'y': 1}).data ->", r.data)
+r = zc_events.get("add", data={"x": 1})
+print("zc_events.get('add', data={'x': 1}).errors[0]['type'] ->", r.errors[0]["type"])
+print("plain Celery add.delay(1, 1).get() ->", add.delay(1, 1).get(timeout=10))

@@ -1,0 +1,1 @@
+"""An example service whose Celery app also serves zc-events calls."""

@@ -1,0 +1,172 @@
+"""Failure behaviour and the legacy wire against real `celery worker` subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from zc_events import legacy
+from zc_events.testing.conformance import wait_for_records
+from zc_events_celery.testing import CeleryWorker
+
+pytestmark = pytest.mark.celery
+
+BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Any]:
+    import redis
+
+    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    yield client
+    client.close()
+
+
+def publish_raw(exchange: str, body: bytes, **properties: Any) -> None:
+    """Publish bytes to the events exchange the way a non-Celery client (zc_events 0.4) did."""
+    import amqp
+
+    headers = properties.pop("headers", None)
+    with amqp.Connection("127.0.0.1:5672", userid="guest", password="guest") as connection:
+        channel = connection.channel()
+        message = amqp.Message(body, application_headers=headers, **properties)
+        channel.basic_publish(message, exchange=exchange, routing_key="")
+        channel.close()
+
+
+def wait_for_members(redis_client: Any, key: str, count: int, timeout: float) -> set[int]:
+    deadline = time.monotonic() + timeout
+    members: set[int] = set()
+    while time.monotonic() < deadline:
+        members = {int(m) for m in redis_client.smembers(key)}
+        if len(members) >= count:
+            break
+        time.sleep(0.05)
+    return members
+
+
+def test_old_client_message_is_answered(
+    service: Any, session_worker: Any, redis_client: Any
+) -> None:
+    """The exact bytes zc_events 0.4 published get a reply in the exact format it read."""
+    envelope = legacy.Envelope.create("conformance.add", "GET", {"x": 1, "y": 2})
+    response_key = str(uuid.uuid4())
+    message = legacy.build_request(envelope, response_key)
+    publish_raw(service.exchange, message.body, **message.properties)
+    raw = legacy.wait_reply(redis_client, response_key, 10, key="conformance.add")
+    assert raw == b'{"data":{"answer":3},"has_errors":false,"errors":[]}'
+    assert redis_client.ttl(response_key) == -2  # BLPOP took the only item
+
+
+def test_protocol_1_event_reaches_its_handler(
+    service: Any, session_worker: Any, redis_client: Any
+) -> None:
+    """emit_microservice_event('celery-test.record', set=..., i=7) from an old service."""
+    key = f"zc-events-test-celery-{uuid.uuid4()}"
+    task_id = str(uuid.uuid4())
+    body = legacy.dumps_legacy(
+        {
+            "task": legacy.EVENT_TASK,
+            "id": task_id,
+            "args": ["celery-test.record"],
+            "kwargs": {"task_id": task_id, "set": key, "i": 7},
+        }
+    )
+    try:
+        publish_raw(
+            service.exchange,
+            body,
+            content_type="application/json",
+            content_encoding="utf-8",
+            priority=0,
+        )
+        assert wait_for_members(redis_client, key, 1, 10) == {7}
+    finally:
+        redis_client.delete(key)
+
+
+def test_bad_payloads_are_logged_and_rejected(service: Any, session_worker: Any) -> None:
+    task_headers = {"lang": "py", "task": legacy.EVENT_TASK, "argsrepr": "", "kwargsrepr": ""}
+    cases = [
+        # valid Celery message, malformed zc-events call: rejected by the task
+        (b'[["", {"_backend": {}}], {}, {}]', {**task_headers, "id": str(uuid.uuid4())}),
+        (b'[[42, {"_backend": {}}], {}, {}]', {**task_headers, "id": str(uuid.uuid4())}),
+        # not JSON at all: rejected by Celery itself
+        (b"\xff not json", {**task_headers, "id": str(uuid.uuid4())}),
+    ]
+    for body, headers in cases:
+        publish_raw(
+            service.exchange,
+            body,
+            content_type="application/json",
+            content_encoding="utf-8",
+            headers=headers,
+        )
+    assert session_worker.wait_for_output("rejecting malformed microservice.event message")
+    assert session_worker.wait_for_output("key must be a string")
+    assert session_worker.wait_for_output("decode")
+    with service.client(timeout=10) as client:
+        assert client.get("conformance.add", data={"x": 2, "y": 2}).data == {"answer": 4}
+    assert session_worker.process.poll() is None
+
+
+def test_kill_9_mid_stream_loses_nothing(make_service: Any, redis_client: Any) -> None:
+    """SIGKILL the worker while it works through a stream; a new worker finishes it all."""
+    service = make_service()
+    key = f"zc-events-test-celery-{uuid.uuid4()}"
+    total = 40
+    try:
+        with service.client() as client:
+            with service.worker(concurrency=2) as first:
+                with client.batch() as batch:
+                    for i in range(total):
+                        batch.post_no_wait(
+                            "celery-test.record", data={"set": key, "i": i, "sleep": 0.05}
+                        )
+                done = wait_for_members(redis_client, key, 4, 15)
+                assert 4 <= len(done) < total, "the stream finished before the kill"
+                first.kill()
+            assert first.process.returncode == -signal.SIGKILL
+            with service.worker(concurrency=4):
+                assert wait_for_members(redis_client, key, total, 30) == set(range(total))
+    finally:
+        redis_client.delete(key)
+
+
+def test_zc_events_worker_command_serves_and_stops_on_sigterm(make_service: Any) -> None:
+    """`zc-events worker --backend celery MODULE` runs a Celery worker for the service."""
+    service = make_service()
+    env = {
+        **os.environ,
+        **service.env,
+        "ZC_EVENTS_BACKEND": "celery",
+        "ZC_EVENTS_BACKEND_OPTIONS": json.dumps({"url": BROKER_URL, "concurrency": 2}),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zc_events", "worker", "zc_events.testing.handlers"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    worker = CeleryWorker(process, "zc-events worker")
+    try:
+        worker.wait_ready()
+        with service.client(timeout=10) as client:
+            token = str(uuid.uuid4())
+            client.post_no_wait("conformance.record", data={"token": token})
+            assert client.get("conformance.add", data={"x": 1, "y": 2}).data == {"answer": 3}
+            assert wait_for_records(client, token) == [{"method": "POST", "data": {"token": token}}]
+        assert worker.terminate(timeout=20) == 0, worker.output
+    finally:
+        worker.kill()

@@ -1,0 +1,44 @@
+"""``manage.py zc_events_worker``: serve this project's handlers with the configured backend."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+import zc_events
+from zc_events._worker import serve
+
+
+class Command(BaseCommand):  # type: ignore[misc]
+    help = (
+        "Serve zc-events handlers (ZC_EVENTS_HANDLERS, JOB_MAPPING and the apps' events.py) with "
+        "the configured backend until SIGTERM/SIGINT, then finish in-flight messages."
+    )
+    requires_system_checks: list[str] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "modules", nargs="*", metavar="MODULE", help="extra handler modules to import"
+        )
+        parser.add_argument(
+            "--backend", default=None, help="backend name (default: ZC_EVENTS_BACKEND)"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        verbosity = int(options.get("verbosity", 1))
+        logger = logging.getLogger("zc_events")
+        if not logger.handlers and not logging.getLogger().handlers:
+            logging.basicConfig(
+                level=logging.WARNING if verbosity == 0 else logging.INFO,
+                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            )
+        elif verbosity > 1:
+            logger.setLevel(logging.DEBUG)
+        try:
+            serve(options["backend"], options["modules"])
+        except zc_events.ZcEventsError as exc:
+            raise CommandError(str(exc)) from exc
+        except OSError as exc:  # e.g. a broker that refuses connections
+            raise CommandError(f"cannot serve: {exc}") from exc

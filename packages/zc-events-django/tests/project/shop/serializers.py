@@ -1,0 +1,40 @@
+from rest_framework import serializers
+from rest_framework_json_api import serializers as jsonapi
+
+from .models import Customer, Order
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Order
+        fields = ["id", "customer", "item", "quantity", "status", "delivery_note"]
+
+    def validate_quantity(self, value: int) -> int:
+        if value > 100:
+            raise serializers.ValidationError("at most 100 per order")
+        return value
+
+
+class ContactSerializer(serializers.Serializer):
+    email = serializers.EmailField()
+    name = serializers.CharField(max_length=20)
+
+
+class CustomerResourceSerializer(jsonapi.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["name"]
+
+
+class OrderResourceSerializer(jsonapi.ModelSerializer):
+    included_serializers = {"customer": CustomerResourceSerializer}
+    customer = jsonapi.ResourceRelatedField(queryset=Customer.objects, required=False)
+
+    class Meta:
+        model = Order
+        fields = ["item", "quantity", "status", "delivery_note", "customer"]
+
+    def validate_quantity(self, value: int) -> int:
+        if value > 100:
+            raise serializers.ValidationError("at most 100 per order")
+        return value

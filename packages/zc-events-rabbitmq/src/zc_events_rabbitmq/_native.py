@@ -1,0 +1,175 @@
+"""The native ``rabbitmq`` backend (DESIGN §10.1)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pika
+
+from zc_events import (
+    ConfigurationError,
+    Dispatcher,
+    Envelope,
+    EnvelopeError,
+    NoRouteError,
+    RequestTimeout,
+    Response,
+    Settings,
+)
+
+from ._amqp import REPLY_TO, Link, Outgoing
+from ._base import RabbitMQBase
+
+__all__ = ["DEFAULT_EXCHANGE", "RabbitMQBackend"]
+
+log = logging.getLogger("zc_events.rabbitmq")
+
+DEFAULT_EXCHANGE = "zc-events"
+CONTENT_TYPE = "application/json"
+PERSISTENT = 2
+
+
+def _check_routing_key(key: str) -> None:
+    # AMQP short strings are at most 255 bytes; envelope keys are at most 255 characters.
+    if not key.isascii() and len(key.encode()) > 255:
+        raise EnvelopeError(
+            f"key {key[:40]!r}... is longer than 255 bytes in UTF-8, the AMQP limit", "key"
+        )
+
+
+class RabbitMQBackend(RabbitMQBase):
+    """Native RabbitMQ transport: a topic exchange, direct reply-to, publisher confirms.
+
+    Options (``ZC_EVENTS_BACKEND_OPTIONS``):
+
+    - ``url``: AMQP URL (default ``BROKER_URL``, ``CELERY_BROKER_URL``, then the local broker).
+    - ``exchange``: the topic exchange (default ``zc-events``).
+    - ``connection_name``: shown by ``rabbitmqctl list_connections`` (default names the
+      service and pid).
+    - ``confirm_timeout``: seconds to wait for publisher confirms (default ``ZC_EVENTS_TIMEOUT``).
+
+    Worker options: ``queue`` (default ``SERVICE_NAME``; poison messages go to
+    ``<queue>.dead``), ``prefetch`` (unacknowledged messages per consumer thread, default 10),
+    ``concurrency`` (consumer threads, each with its own connection, default 4), ``legacy``
+    (also serve the zc_events 0.4 protocol on ``<SERVICE_NAME>-events``, default False, with
+    ``events_exchange`` and ``redis_url`` as for ``rabbitmq_legacy``).
+    """
+
+    name = "rabbitmq"
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        exchange: str = DEFAULT_EXCHANGE,
+        queue: str | None = None,
+        legacy: bool = False,
+        events_exchange: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(settings=settings, **options)
+        if not isinstance(exchange, str) or not exchange:
+            raise ConfigurationError(
+                f"rabbitmq backend option 'exchange' must be a non-empty string, got {exchange!r}"
+            )
+        if queue is not None and (not isinstance(queue, str) or not queue):
+            raise ConfigurationError(
+                f"rabbitmq backend option 'queue' must be a non-empty string, got {queue!r}"
+            )
+        self.exchange = exchange
+        self._queue = queue
+        self.legacy = bool(legacy)
+        self._events_exchange = events_exchange
+
+    @property
+    def queue(self) -> str:
+        """The service queue the worker consumes (option ``queue``, else ``SERVICE_NAME``)."""
+        return self._queue or self.settings.service_name
+
+    def setup_channel(self, channel: Any) -> None:
+        channel.exchange_declare(self.exchange, "topic", durable=True)
+
+    # -- client side ------------------------------------------------------------------------
+    def request(self, envelope: Envelope, timeout: float) -> Response:
+        """Publish ``envelope`` (mandatory, expiring at its deadline) and wait for the reply."""
+        key = envelope.key
+        _check_routing_key(key)
+        envelope.reply_to = REPLY_TO
+        body = envelope.encode()
+        left = envelope.time_left()
+        wait = timeout if left is None else min(timeout, left)
+        if wait <= 0:
+            raise RequestTimeout(
+                f"{envelope.method} {key!r}: the deadline passed before it was sent", key, timeout
+            )
+        properties = pika.BasicProperties(
+            content_type=CONTENT_TYPE,
+            priority=envelope.priority,
+            correlation_id=envelope.id,
+            message_id=envelope.id,
+            reply_to=REPLY_TO,
+            expiration=str(max(1, int(wait * 1000))),
+        )
+
+        def use(link: Link) -> tuple[bytes | None, str | None]:
+            return link.call(self.exchange, key, body, properties, wait)
+
+        reply, returned = self.call_link(use)
+        if reply is not None:
+            return Response.decode(reply)
+        if returned is not None:
+            raise NoRouteError(
+                f"no service handles key {key!r} on exchange {self.exchange!r} "
+                f"(the broker returned the message: {returned})",
+                key,
+            )
+        raise RequestTimeout(
+            f"no reply to {envelope.method} {key!r} within {timeout:g} s", key, timeout
+        )
+
+    def _outgoing(self, envelope: Envelope) -> Outgoing:
+        _check_routing_key(envelope.key)
+        envelope.reply_to = None
+        return Outgoing(
+            self.exchange,
+            envelope.key,
+            envelope.encode(),
+            pika.BasicProperties(
+                content_type=CONTENT_TYPE,
+                delivery_mode=PERSISTENT,
+                priority=envelope.priority,
+                correlation_id=envelope.id,
+                message_id=envelope.id,
+            ),
+        )
+
+    def send(self, envelope: Envelope) -> None:
+        """Publish persistently; return after the broker's confirm. NoRouteError if unroutable."""
+        self.publish_confirmed([envelope], [self._outgoing(envelope)])
+
+    def send_many(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish all, confirms pipelined, one wait; PublishError names the failures."""
+        if envelopes:
+            self.publish_confirmed(envelopes, [self._outgoing(env) for env in envelopes])
+
+    # -- server side ------------------------------------------------------------------------
+    def serve(self, dispatcher: Dispatcher | None = None) -> None:
+        """Consume the service queue (and the legacy queue with ``legacy=True``) until
+        :meth:`stop`, then finish in-flight messages. See :class:`~zc_events_rabbitmq.Worker`."""
+        from ._worker import Worker
+
+        dispatcher = dispatcher if dispatcher is not None else self.default_dispatcher()
+        consumers = [self.native_consumer(dispatcher)]
+        if self.legacy:
+            from ._legacy import legacy_consumer
+
+            consumers.append(legacy_consumer(self, dispatcher, self._events_exchange))
+        Worker(self, consumers).run(self._stopping)
+
+    def native_consumer(self, dispatcher: Dispatcher) -> Any:
+        """The consumer of the native service queue (used by :meth:`serve`)."""
+        from ._worker import NativeConsumer
+
+        return NativeConsumer(self.exchange, self.queue, dispatcher)

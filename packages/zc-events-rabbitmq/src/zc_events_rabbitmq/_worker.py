@@ -1,0 +1,282 @@
+"""The worker: consumer threads that dispatch to handlers, reply, then acknowledge.
+
+Each of ``concurrency`` threads owns one connection and one channel (pika connections are not
+thread-safe) with ``prefetch`` unacknowledged messages, consumes every queue of the worker
+(the native service queue and, when enabled, the legacy ``<SERVICE_NAME>-events`` queue), runs
+handlers inline, and reconnects with backoff when the broker goes away. On :meth:`stop` each
+thread finishes the message it is handling, hands the others back to the broker, and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pika
+import pika.exceptions
+
+from zc_events import ConfigurationError, Dispatcher, EnvelopeError
+
+from ._amqp import CONNECTION_ERRORS, coalesce_output, describe_url, wait_until
+
+if TYPE_CHECKING:
+    from ._base import RabbitMQBase
+
+__all__ = ["Consumer", "NativeConsumer", "Worker"]
+
+log = logging.getLogger("zc_events.rabbitmq.worker")
+
+MAX_PRIORITY = 10
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 10.0
+#: How often an idle consumer thread looks at the stop flag.
+POLL_SECONDS = 0.2
+
+
+class Consumer(Protocol):
+    """One queue a worker consumes, and how to handle its messages."""
+
+    queue: str
+
+    def declare(self, channel: Any) -> None:
+        """Declare the queue, its exchange and bindings (idempotent; on every connect)."""
+
+    def handle(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        """Handle one delivery, then acknowledge or reject it on ``channel``."""
+
+    def close(self) -> None:
+        """Release resources when the worker stops."""
+
+
+class NativeConsumer:
+    """The service queue of the native protocol: bound to the topic exchange once per key,
+    ``x-max-priority: 10``, poison messages dead-lettered to ``<queue>.dead``."""
+
+    def __init__(self, exchange: str, queue: str, dispatcher: Dispatcher) -> None:
+        self.exchange = exchange
+        self.queue = queue
+        self.dead_exchange = f"{exchange}.dead"
+        self.dead_queue = f"{queue}.dead"
+        self.dispatcher = dispatcher
+
+    def declare(self, channel: Any) -> None:
+        channel.exchange_declare(self.exchange, "topic", durable=True)
+        # A headers exchange that keeps only *rejected* messages of this queue: requests that
+        # merely expired (nobody waits for them any more) are dropped, not dead-lettered.
+        channel.exchange_declare(self.dead_exchange, "headers", durable=True)
+        channel.queue_declare(
+            self.queue,
+            durable=True,
+            arguments={
+                "x-max-priority": MAX_PRIORITY,
+                "x-dead-letter-exchange": self.dead_exchange,
+            },
+        )
+        channel.queue_declare(self.dead_queue, durable=True)
+        channel.queue_bind(
+            self.dead_queue,
+            self.dead_exchange,
+            arguments={
+                "x-match": "all-with-x",
+                "x-first-death-queue": self.queue,
+                "x-first-death-reason": "rejected",
+            },
+        )
+        for key in self.dispatcher.keys():  # noqa: SIM118 - a Dispatcher is not a dict
+            if {"*", "#"} & set(key.split(".")):
+                log.warning("key %r contains a topic wildcard word; it binds as a pattern", key)
+            channel.queue_bind(self.queue, self.exchange, routing_key=key)
+
+    def handle(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        try:
+            reply = self.dispatcher.handle(body)
+        except EnvelopeError as exc:
+            log.error(
+                "dead-lettering an undecodable message to %r (routing key %r, delivery %s, "
+                "%d bytes): %s",
+                self.dead_queue,
+                method.routing_key,
+                method.delivery_tag,
+                len(body),
+                exc,
+            )
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            return
+        except Exception:
+            log.exception(
+                "dead-lettering a message to %r that could not be handled (routing key %r)",
+                self.dead_queue,
+                method.routing_key,
+            )
+            channel.basic_reject(method.delivery_tag, requeue=False)
+            return
+        if reply is not None:
+            if properties.reply_to:
+                channel.basic_publish(
+                    "",
+                    properties.reply_to,
+                    reply,
+                    pika.BasicProperties(
+                        content_type="application/json",
+                        correlation_id=properties.correlation_id,
+                    ),
+                )
+            else:
+                log.warning(
+                    "a request for %r (id %s) has no reply_to property; reply dropped",
+                    method.routing_key,
+                    properties.correlation_id,
+                )
+        channel.basic_ack(method.delivery_tag)
+
+    def close(self) -> None:
+        pass
+
+
+class _Fatal(Exception):
+    """A problem reconnecting cannot fix (a queue declared with other arguments)."""
+
+
+class Worker:
+    """Serves ``consumers`` with ``backend.concurrency`` threads until ``stopping`` is set."""
+
+    def __init__(self, backend: RabbitMQBase, consumers: list[Consumer]) -> None:
+        self.backend = backend
+        self.consumers = consumers
+        self.fatal: BaseException | None = None
+        self._stopping = threading.Event()
+
+    def run(self, stopping: threading.Event) -> None:
+        """Consume until ``stopping`` is set, then finish in-flight messages and return.
+
+        Raises ConfigurationError when the broker refuses the queue set-up.
+        """
+        self._stopping = stopping
+        pika_log = logging.getLogger("pika")
+        if pika_log.level == logging.NOTSET:  # pika logs every connect at INFO
+            pika_log.setLevel(logging.WARNING)
+        queues = ", ".join(c.queue for c in self.consumers)
+        log.info(
+            "consuming %s at %s with %d thread(s), prefetch %d",
+            queues,
+            describe_url(self.backend.url),
+            self.backend.concurrency,
+            self.backend.prefetch,
+        )
+        threads = [
+            threading.Thread(target=self._thread, args=(n,), name=f"zc-events-rabbitmq-{n}")
+            for n in range(self.backend.concurrency)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            while not stopping.is_set() and any(t.is_alive() for t in threads):
+                stopping.wait(0.5)
+        finally:
+            stopping.set()
+            for t in threads:
+                t.join()
+            for consumer in self.consumers:
+                consumer.close()
+        if self.fatal is not None:
+            raise self.fatal
+        log.info("stopped consuming %s", queues)
+
+    # -- one consumer thread -------------------------------------------------------------------
+    def _thread(self, n: int) -> None:
+        delay = BACKOFF_FIRST
+        params = self.backend._params
+        while not self._stopping.is_set():
+            connection: Any = None
+            consuming = threading.Event()
+            try:
+                connection = pika.BlockingConnection(params)
+                self._consume(connection, consuming)
+                return
+            except _Fatal as exc:
+                self.fatal = exc.__cause__ or exc
+                self._stopping.set()
+                return
+            except Exception as exc:
+                if self._stopping.is_set():
+                    return
+                if consuming.is_set():  # it worked for a while: start the backoff afresh
+                    delay = BACKOFF_FIRST
+                wait = delay * random.uniform(0.8, 1.2)
+                if isinstance(exc, CONNECTION_ERRORS):
+                    log.warning(
+                        "thread %d: RabbitMQ connection failed (%r); reconnecting in %.1f s",
+                        n,
+                        exc,
+                        wait,
+                    )
+                else:  # a bug: keep the worker alive, but say so loudly
+                    log.exception("thread %d: unexpected error; reconnecting in %.1f s", n, wait)
+                self._stopping.wait(wait)
+                delay = min(delay * 2, BACKOFF_MAX)
+            finally:
+                if connection is not None and connection.is_open:
+                    try:
+                        connection.close()
+                    except Exception:
+                        log.debug("error closing a worker connection", exc_info=True)
+
+    def _consume(self, connection: Any, consuming: threading.Event) -> None:
+        setup = connection.channel()
+        try:
+            for consumer in self.consumers:
+                consumer.declare(setup)
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            queues = ", ".join(c.queue for c in self.consumers)
+            raise _Fatal() from ConfigurationError(
+                f"RabbitMQ refused the set-up of {queues}: {exc.reply_code} {exc.reply_text} "
+                "(a queue or exchange of that name exists with other arguments or type: delete "
+                "it or choose another name)"
+            )
+        stopping = self._stopping
+        # One channel per queue. Deliveries are handled straight from pika's I/O loop on the
+        # asynchronous channel object, and a reply and its ack leave in one send.
+        channels = []
+        for consumer in self.consumers:
+            channel = connection.channel()
+            channel.basic_qos(prefetch_count=self.backend.prefetch)
+            channels.append(channel)
+            started: list[bool] = []
+
+            def ready(started: list[bool] = started, channel: Any = channel) -> bool:
+                return bool(started) or bool(channel.is_closed)
+
+            channel._impl.basic_consume(
+                consumer.queue,
+                self._callback(connection, consumer),
+                callback=lambda _frame, started=started: started.append(True),
+            )
+            wait_until(connection, ready, 30)
+        setup.close()
+        consuming.set()
+        while not stopping.is_set():
+            wait_until(
+                connection,
+                lambda: stopping.is_set() or any(c.is_closed for c in channels),
+                POLL_SECONDS,
+            )
+            for channel in channels:
+                if channel.is_closed:
+                    raise pika.exceptions.ChannelClosed(
+                        -1, f"a consumer channel closed: {channel._closing_reason}"
+                    )
+        connection.close()  # the broker requeues whatever was delivered but not acknowledged
+
+    def _callback(self, connection: Any, consumer: Consumer) -> Any:
+        stopping = self._stopping
+
+        def on_message(channel: Any, method: Any, properties: Any, body: bytes) -> None:
+            if stopping.is_set():  # hand prefetched messages back; another worker takes them
+                channel.basic_nack(method.delivery_tag, requeue=True)
+            else:
+                consumer.handle(channel, method, properties, body)
+            coalesce_output(connection)
+
+        return on_message

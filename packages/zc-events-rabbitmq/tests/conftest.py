@@ -1,0 +1,288 @@
+"""Fixtures: a broker admin helper and real ``zc-events worker`` subprocesses.
+
+Every exchange, queue and Redis key a test creates has a unique name and is deleted afterwards;
+connections are named (``connection_name``) so fault tests close only their own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+HERE = Path(__file__).resolve().parent
+
+
+def unique(prefix: str) -> str:
+    return f"zc-events-test-{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+class Broker:
+    """Admin access to the local RabbitMQ for tests (one short connection per operation)."""
+
+    def _channel(self) -> tuple[Any, Any]:
+        import pika
+
+        conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        return conn, conn.channel()
+
+    def delete(self, queues: list[str] = (), exchanges: list[str] = ()) -> None:  # type: ignore[assignment]
+        conn, ch = self._channel()
+        try:
+            for q in queues:
+                ch.queue_delete(q)
+            for e in exchanges:
+                ch.exchange_delete(e)
+        finally:
+            conn.close()
+
+    def count(self, queue: str) -> int:
+        conn, ch = self._channel()
+        try:
+            return int(ch.queue_declare(queue, passive=True).method.message_count)
+        finally:
+            conn.close()
+
+    def get_all(self, queue: str) -> list[tuple[Any, bytes]]:
+        """Take every message off ``queue``: (properties, body)."""
+        conn, ch = self._channel()
+        out = []
+        try:
+            while True:
+                method, props, body = ch.basic_get(queue, auto_ack=True)
+                if method is None:
+                    return out
+                out.append((props, body))
+        finally:
+            conn.close()
+
+    def publish(self, exchange: str, routing_key: str, body: bytes, **properties: Any) -> None:
+        import pika
+
+        conn, ch = self._channel()
+        try:
+            ch.confirm_delivery()
+            ch.basic_publish(exchange, routing_key, body, pika.BasicProperties(**properties))
+        finally:
+            conn.close()
+
+    @staticmethod
+    def close_connections(name_prefix: str) -> int:
+        """Close (with rabbitmqctl) the connections whose connection_name starts with
+        ``name_prefix``; return how many."""
+        ctl = shutil.which("rabbitmqctl")
+        if ctl is None:
+            pytest.skip("rabbitmqctl is not installed")
+        listed = subprocess.run(
+            [ctl, "-q", "--no-table-headers", "list_connections", "pid", "client_properties"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        pids = [
+            line.split("\t", 1)[0]
+            for line in listed.stdout.splitlines()
+            if f'{{"connection_name","{name_prefix}' in line
+        ]
+        for pid in pids:
+            subprocess.run(
+                [ctl, "-q", "close_connection", pid, "zc-events fault test"],
+                capture_output=True,
+                timeout=60,
+                check=True,
+            )
+        return len(pids)
+
+
+@pytest.fixture(scope="session")
+def broker() -> Broker:
+    return Broker()
+
+
+@dataclass
+class Worker:
+    """A ``zc-events worker`` subprocess."""
+
+    proc: subprocess.Popen[str]
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM and wait; return the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"worker did not stop on SIGTERM within {timeout} s") from None
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@dataclass
+class Service:
+    """A service served by worker subprocesses, with unique broker names."""
+
+    name: str
+    exchange: str
+    events_exchange: str
+    connection_name: str
+    tmp: Path
+    workers: list[Worker] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def env(self, backend: str = "rabbitmq", **options: Any) -> dict[str, str]:
+        opts = {
+            "exchange": self.exchange,
+            "connection_name": f"{self.connection_name} worker",
+            "events_exchange": self.events_exchange,
+            "redis_url": REDIS_URL,
+            **self.options,
+            **options,
+        }
+        if backend == "rabbitmq_legacy":
+            opts.pop("exchange")
+            opts.pop("legacy", None)
+        return {
+            "ZC_EVENTS_BACKEND": backend,
+            "ZC_EVENTS_BACKEND_OPTIONS": json.dumps(opts),
+            "SERVICE_NAME": self.name,
+            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        }
+
+    def start(
+        self,
+        modules: tuple[str, ...] = ("zc_events.testing.handlers",),
+        backend: str = "rabbitmq",
+        extra_env: dict[str, str] | None = None,
+        **options: Any,
+    ) -> Worker:
+        log_path = self.tmp / f"worker-{len(self.workers)}.log"
+        env = {**os.environ, **self.env(backend, **options), **(extra_env or {})}
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "zc_events", "worker", *modules],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        worker = Worker(proc, log_path)
+        self.workers.append(worker)
+        return worker
+
+    def client(self, backend: str = "rabbitmq", **options: Any) -> Any:
+        from zc_events import EventClient, Settings
+
+        if backend == "rabbitmq":
+            opts = {"exchange": self.exchange}
+        else:
+            opts = {"events_exchange": self.events_exchange, "redis_url": REDIS_URL}
+        opts["connection_name"] = f"{self.connection_name} client"
+        return EventClient(
+            backend, settings=Settings({"SERVICE_NAME": self.name}), **{**opts, **options}
+        )
+
+    def wait_ready(self, client: Any, key: str = "conformance.echo", timeout: float = 30) -> None:
+        """Call ``key`` until a worker answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.get(key, timeout=1)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    logs = "\n".join(w.log for w in self.workers)
+                    raise AssertionError(f"no worker answered {key!r}; logs:\n{logs}") from None
+                for w in self.workers:
+                    if w.proc.poll() is not None:
+                        raise AssertionError(
+                            f"worker exited {w.proc.returncode}:\n{w.log}"
+                        ) from None
+                time.sleep(0.1)
+
+    def cleanup(self, broker: Broker) -> None:
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.proc.kill()
+                w.proc.wait()
+        broker.delete(
+            queues=[self.name, f"{self.name}.dead", f"{self.name}-events"],
+            exchanges=[self.exchange, f"{self.exchange}.dead", self.events_exchange],
+        )
+
+
+def _service(tmp: Path) -> Service:
+    return Service(
+        name=unique("svc"),
+        exchange=unique("ex"),
+        events_exchange=unique("fanout"),
+        connection_name=unique("conn"),
+        tmp=tmp,
+    )
+
+
+@pytest.fixture
+def service(broker: Broker, tmp_path: Path) -> Iterator[Service]:
+    """A fresh service (no worker started yet)."""
+    svc = _service(tmp_path)
+    yield svc
+    svc.cleanup(broker)
+
+
+@pytest.fixture(scope="module")
+def served(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One worker serving the conformance handlers natively and in the legacy protocol."""
+    svc = _service(tmp_path_factory.mktemp("served"))
+    svc.start(legacy=True, concurrency=4)
+    with svc.client() as client:
+        svc.wait_ready(client)
+    yield svc
+    svc.cleanup(broker)
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Any]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    """``wait_for(predicate, timeout, what)``: poll until true, else fail naming ``what``."""
+
+    def wait(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            time.sleep(0.05)
+
+    return wait

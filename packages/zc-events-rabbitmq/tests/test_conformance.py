@@ -1,0 +1,38 @@
+"""The core conformance suite against the real broker, for both backends.
+
+Both classes talk to the same worker subprocess (``served``): one ``zc-events worker --backend
+rabbitmq`` with ``legacy=True`` serves the native and the legacy protocol at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from zc_events import EventClient, RequestTimeout
+from zc_events.testing.conformance import BackendConformance
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.redis
+class TestRabbitMQ(BackendConformance):
+    backend_name = "rabbitmq"
+
+    @pytest.fixture
+    def client(self, served: Any) -> Iterator[EventClient]:
+        with served.client() as client:
+            yield client
+
+
+@pytest.mark.rabbitmq
+@pytest.mark.redis
+class TestRabbitMQLegacy(BackendConformance):
+    backend_name = "rabbitmq_legacy"
+    unknown_key_error = RequestTimeout
+
+    @pytest.fixture
+    def client(self, served: Any) -> Iterator[EventClient]:
+        with served.client("rabbitmq_legacy") as client:
+            yield client
