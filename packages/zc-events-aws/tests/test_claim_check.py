@@ -85,7 +85,7 @@ def make_client(bucket: str) -> Iterator[Factory]:
         **options: Any,
     ) -> EventClient:
         check = S3ClaimCheck(bucket=bucket, **options)
-        dispatcher = Dispatcher([HANDLERS], [*server_mw, S3ClaimCheck(bucket=bucket, **options)])
+        dispatcher = Dispatcher([HANDLERS], [S3ClaimCheck(bucket=bucket, **options), *server_mw])
         client = EventClient("memory", dispatcher=dispatcher, middleware=[check, *client_mw])
         clients.append(client)
         return client

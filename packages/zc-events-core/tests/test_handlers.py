@@ -140,10 +140,10 @@ def test_middleware_runs_on_both_sides_in_order() -> None:
     assert log == [
         "a:out-req",
         "b:out-req",
-        "a:in-req",
         "b:in-req",
-        "b:out-resp",
+        "a:in-req",
         "a:out-resp",
+        "b:out-resp",
         "b:in-resp",
         "a:in-resp",
     ]
@@ -177,3 +177,35 @@ def test_middleware_misconfiguration_is_named() -> None:
         zc_events.configure(
             middleware=["hmac_signing"], middleware_options={"hmac_signing": {"secret": ""}}
         )
+
+
+class Compress(Middleware):
+    """Rewrites the body in transit, as the S3 claim check does."""
+
+    def outgoing_request(self, envelope: Envelope) -> Envelope:
+        envelope.data = {"packed": envelope.data}
+        return envelope
+
+    def incoming_request(self, envelope: Envelope) -> Envelope:
+        envelope.data = envelope.data["packed"]
+        return envelope
+
+
+@pytest.mark.parametrize("order", ["sign-first", "sign-last"])
+def test_signing_composes_with_a_body_rewriting_middleware(order: str) -> None:
+    from zc_events import HmacSigning
+
+    chain = [HmacSigning("k"), Compress()]
+    if order == "sign-last":
+        chain.reverse()
+    backend = MemoryBackend(dispatcher=Dispatcher([HandlerRegistry({"double": double})], chain))
+    with EventClient(backend, middleware=chain) as client:
+        response = client.get("double", data=5)
+    assert (response.data, response.errors) == (10, [])
+
+
+def test_eventclient_uses_configured_settings_by_default() -> None:
+    zc_events.configure(timeout=4, handlers={"double": f"{__name__}.double"})
+    with EventClient() as client:
+        assert client.timeout == 4.0
+        assert client.get("double", data=1).data == 2

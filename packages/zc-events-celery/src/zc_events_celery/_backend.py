@@ -260,7 +260,7 @@ class CeleryBackend(Backend):
 
     def send_many(self, envelopes: Any) -> None:
         """Publish several envelopes on one producer; raise PublishError naming failures."""
-        from zc_events._backend import batch_error
+        from zc_events import batch_error
 
         failed: list[tuple[Envelope, BaseException]] = []
         with self._no_wait_producers().acquire(block=True) as producer:

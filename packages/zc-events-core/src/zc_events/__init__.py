@@ -27,7 +27,7 @@ from ._api import (
     put_no_wait,
     reset,
 )
-from ._backend import Backend, create_backend
+from ._backend import Backend, batch_error, create_backend
 from ._client import Batch, EventClient
 from ._envelope import Envelope
 from ._exceptions import (
@@ -68,6 +68,7 @@ __all__ = [
     "Response",
     "Settings",
     "ZcEventsError",
+    "batch_error",
     "call",
     "call_no_wait",
     "configure",

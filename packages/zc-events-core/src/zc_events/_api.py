@@ -9,7 +9,7 @@ from . import _registry
 from ._client import EventClient
 from ._handlers import handlers
 from ._response import Response
-from ._settings import Settings, normalise_options
+from ._settings import Settings, global_settings, normalise_options
 
 __all__ = [
     "call",
@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 _lock = threading.Lock()
-_settings = Settings()
+_settings = global_settings()
 _client: EventClient | None = None
 
 

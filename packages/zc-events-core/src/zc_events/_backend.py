@@ -13,7 +13,7 @@ from ._handlers import Dispatcher
 from ._middleware import build_middleware
 from ._registry import BACKENDS, load
 from ._response import Response
-from ._settings import Settings
+from ._settings import Settings, global_settings
 
 __all__ = ["Backend", "create_backend"]
 
@@ -33,7 +33,7 @@ class Backend(ABC):
     unknown_key_error: ClassVar[type[Exception]] = NoRouteError
 
     def __init__(self, *, settings: Settings | None = None, **options: Any) -> None:
-        self.settings = settings if settings is not None else Settings()
+        self.settings = settings if settings is not None else global_settings()
         if options:
             raise ConfigurationError(
                 f"backend {self.name or type(self).__name__!r} got unknown option(s): "
@@ -102,13 +102,16 @@ def create_backend(
 ) -> Backend:
     """Build the backend ``name`` (default: the ``ZC_EVENTS_BACKEND`` setting).
 
-    When ``name`` is the configured backend, ``ZC_EVENTS_BACKEND_OPTIONS`` are applied first and
-    ``options`` override them.
+    When ``name`` is the configured backend (or ``ZC_EVENTS_BACKEND`` is not set),
+    ``ZC_EVENTS_BACKEND_OPTIONS`` are applied first and ``options`` override them.
     """
-    settings = settings if settings is not None else Settings()
+    settings = settings if settings is not None else global_settings()
     configured = settings.backend
-    if name is None or name == configured:
+    # Options apply to the configured backend, or to whichever backend is named when none is.
+    backend_set = settings.lookup("ZC_EVENTS_BACKEND")[1] != ""
+    if name is None:
         name = configured
+    if name == configured or not backend_set:
         options = {**settings.backend_options, **options}
     cls = load(name, BACKENDS)
     if not (isinstance(cls, type) and issubclass(cls, Backend)):

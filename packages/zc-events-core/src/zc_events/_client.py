@@ -9,7 +9,7 @@ from ._backend import Backend, create_backend
 from ._envelope import Envelope
 from ._middleware import Middleware, build_middleware
 from ._response import Response
-from ._settings import Settings
+from ._settings import Settings, global_settings
 
 __all__ = ["Batch", "EventClient"]
 
@@ -32,7 +32,7 @@ class EventClient:
         middleware: Iterable[Any] | None = None,
         **options: Any,
     ) -> None:
-        self.settings = settings if settings is not None else Settings()
+        self.settings = settings if settings is not None else global_settings()
         if isinstance(backend, Backend):
             self.backend = backend
         else:

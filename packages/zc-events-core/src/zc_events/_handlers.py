@@ -171,7 +171,9 @@ class Dispatcher:
     def dispatch(self, envelope: Envelope) -> Response:
         """Call the handler for ``envelope`` and return its outcome as a Response."""
         try:
-            for mw in self.middleware:
+            # Unwrap in the reverse of the order the caller wrapped (outgoing_request runs in
+            # list order), so e.g. a signature is checked on what was signed.
+            for mw in reversed(self.middleware):
                 envelope = mw.incoming_request(envelope)
             func = self.handler_for(envelope.key)
             if func is None:
@@ -184,7 +186,7 @@ class Dispatcher:
         except Exception as exc:
             log.debug("handler for %r raised", envelope.key, exc_info=True)
             response = Response.from_exception(exc)
-        for mw in reversed(self.middleware):
+        for mw in self.middleware:
             try:
                 response = mw.outgoing_response(envelope, response)
             except Exception as exc:

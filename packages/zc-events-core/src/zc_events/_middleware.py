@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 from collections.abc import Iterable
 from typing import Any
 
@@ -57,6 +58,8 @@ def build_middleware(settings: Settings, specs: Iterable[Any] | None = None) -> 
             raise ConfigurationError(
                 f"ZC_EVENTS_MIDDLEWARE_OPTIONS[{name!r}] must be a dict of keyword options"
             )
+        if isinstance(cls, type) and "settings" in inspect.signature(cls).parameters:
+            kwargs = {"settings": settings, **kwargs}
         try:
             instance = cls(**kwargs) if isinstance(cls, type) else cls
         except TypeError as exc:

@@ -56,6 +56,11 @@ def normalise_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def global_settings() -> Settings:
+    """The process-wide settings that ``configure()`` writes to and clients use by default."""
+    return _GLOBAL
+
+
 class Settings:
     """Lazy, layered settings. Values are read on access, so later changes are seen."""
 
@@ -221,3 +226,6 @@ class Settings:
         """Redis URL: ``backend_options['redis_url']``, ``EVENTS_REDIS_URL``, default."""
         url = options.get("redis_url") or self.get("EVENTS_REDIS_URL", None)
         return str(url or DEFAULT_REDIS_URL)
+
+
+_GLOBAL = Settings()

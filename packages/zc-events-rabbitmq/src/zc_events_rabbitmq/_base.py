@@ -18,8 +18,8 @@ from zc_events import (
     NoRouteError,
     PublishError,
     Settings,
+    batch_error,
 )
-from zc_events._backend import batch_error
 
 from ._amqp import CONNECTION_ERRORS, Link, LinkLost, Outgoing, connection_parameters, describe_url
 
