@@ -175,16 +175,8 @@ class Installation:
                 envelope.id,
             )
             return
-        response = dispatcher.dispatch(envelope)
-        if parsed.response_key is None:
-            if response.has_errors:
-                log.error(
-                    "no-wait %s %r (id %s) failed: %s",
-                    envelope.method,
-                    envelope.key,
-                    envelope.id,
-                    response.errors[0].get("trace") or response.errors,
-                )
+        response = dispatcher.respond(envelope)
+        if response is None or parsed.response_key is None:
             return
         self.push(
             parsed.response_key, legacy.encode_response(response, key=envelope.key), envelope.key

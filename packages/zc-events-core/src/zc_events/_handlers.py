@@ -227,15 +227,20 @@ class Dispatcher:
                 -(envelope.time_left() or 0.0),
             )
             return None
+        response = self.respond(envelope)
+        return None if response is None else self.encode_response(envelope, response)
+
+    def respond(self, envelope: Envelope) -> Response | None:
+        """Dispatch; return the Response when a reply is due, else log failures and return None."""
         response = self.dispatch(envelope)
-        if envelope.reply_to is None:
-            if response.has_errors:
-                log.error(
-                    "no-wait %s %r (id %s) failed: %s",
-                    envelope.method,
-                    envelope.key,
-                    envelope.id,
-                    response.errors[0].get("trace") or response.errors,
-                )
-            return None
-        return self.encode_response(envelope, response)
+        if envelope.reply_to is not None:
+            return response
+        if response.has_errors:
+            log.error(
+                "no-wait %s %r (id %s) failed: %s",
+                envelope.method,
+                envelope.key,
+                envelope.id,
+                response.errors[0].get("trace") or response.errors,
+            )
+        return None

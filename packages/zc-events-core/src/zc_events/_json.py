@@ -28,7 +28,8 @@ def _pick() -> tuple[str, Callable[[Any], bytes], Callable[[bytes | str], Any]]:
 
         def orjson_dumps(obj: Any) -> bytes:
             try:
-                return orjson.dumps(obj, option=option)
+                encoded: bytes = orjson.dumps(obj, option=option)
+                return encoded
             except orjson.JSONEncodeError as exc:
                 raise TypeError(str(exc)) from exc
 
