@@ -7,11 +7,18 @@ python client.py                                   # in another
 
 from __future__ import annotations
 
+import os
+
 from proj.celery import add
 
 import zc_events
 
-zc_events.configure(backend="celery", backend_options={"app": "proj.celery:app"}, timeout=10)
+zc_events.configure(
+    backend="celery",
+    backend_options={"app": "proj.celery:app"},
+    timeout=10,
+    EVENTS_EXCHANGE=os.environ.get("EVENTS_EXCHANGE", "proj-events"),
+)
 
 zc_events.post_no_wait("add", data={"x": 1, "y": 1})  # fire and forget
 r = zc_events.get("add", data={"x": 1, "y": 1})  # wait for the reply

@@ -23,6 +23,7 @@ app.conf.task_default_queue = os.environ.get("PROJ_TASK_QUEUE", "proj")
 zc_events_celery.install(
     app,
     service_name=os.environ.get("SERVICE_NAME", "proj"),
+    events_exchange=os.environ.get("EVENTS_EXCHANGE", "proj-events"),
     modules=["proj.handlers"],
 )
 

@@ -17,6 +17,12 @@ APP_PATH = f"{__name__}:module_app"
 module_app: Any = None
 
 
+@pytest.fixture(autouse=True)
+def events_exchange(monkeypatch: pytest.MonkeyPatch) -> None:
+    """EVENTS_EXCHANGE has no default; these tests run as a service that sets it."""
+    monkeypatch.setenv("EVENTS_EXCHANGE", "test-install-events")
+
+
 def make_app(**conf: Any) -> Celery:
     app = Celery("zc-events-test", broker="memory://", set_as_current=False)
     app.conf.update(conf)
@@ -47,7 +53,7 @@ def test_install_sets_up_queue_route_task_and_defaults() -> None:
 
 def test_the_apps_own_settings_win_before_and_after_install() -> None:
     app = make_app(task_acks_late=False)
-    zc_events_celery.install(app, service_name="orders")
+    zc_events_celery.install(app, service_name="orders", events_exchange="events-x")
     app.conf.worker_prefetch_multiplier = 4
     assert app.conf.task_acks_late is False
     assert app.conf.worker_prefetch_multiplier == 4
@@ -57,7 +63,7 @@ def test_the_apps_own_settings_win_before_and_after_install() -> None:
 def test_install_keeps_configured_queues_and_routes() -> None:
     mine = Queue("mine", Exchange("mine"), routing_key="mine")
     app = make_app(task_queues=[mine], task_routes={"proj.*": {"queue": "mine"}})
-    zc_events_celery.install(app, queue="svc-events")
+    zc_events_celery.install(app, queue="svc-events", events_exchange="events-x")
     assert [q.name for q in app.conf.task_queues] == ["mine", "svc-events"]
     assert app.amqp.router.route({}, "proj.add")["queue"].name == "mine"
     assert app.amqp.router.route({}, legacy.EVENT_TASK)["queue"].name == "svc-events"
@@ -122,3 +128,10 @@ def test_non_json_data_is_refused_before_publishing() -> None:
         pytest.raises(zc_events.EnvelopeError, match="JSON"),
     ):
         client.post_no_wait("x", data={"when": object()})
+
+
+def test_install_without_an_events_exchange_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EVENTS_EXCHANGE")
+    app = Celery("no-exchange", set_as_current=False)
+    with pytest.raises(ConfigurationError, match="EVENTS_EXCHANGE"):
+        zc_events_celery.install(app, service_name="orders", settings=Settings({}))

@@ -12,13 +12,12 @@ zc_events.get("add", data={"x": 1, "y": 1}).data
 """
 
 from ._backend import SERIALIZER, CeleryBackend, load_app
-from ._install import DEFAULT_EXCHANGE, DEFAULTS, Installation, events_queue, install, installation
+from ._install import DEFAULTS, Installation, events_queue, install, installation
 
 __version__ = "1.0.0"
 
 __all__ = [
     "DEFAULTS",
-    "DEFAULT_EXCHANGE",
     "SERIALIZER",
     "CeleryBackend",
     "Installation",

@@ -129,9 +129,8 @@ class CeleryBackend(Backend):
     - ``app``: the service's Celery app, or its path (``"proj.celery:app"``). Without it, an app
       is made for the broker ``url`` (else ``BROKER_URL`` / ``CELERY_BROKER_URL``, else local).
     - ``redis_url``: where replies go (else ``EVENTS_REDIS_URL``, else ``redis://localhost:6379/0``).
-    - ``events_exchange``: the fanout events exchange (else ``EVENTS_EXCHANGE``, else
-      ``"microservice-events"``); ``queue``: the service's queue for :meth:`serve` (else
-      ``<SERVICE_NAME>-events``).
+    - ``events_exchange``: the fanout events exchange (else ``EVENTS_EXCHANGE``; required).
+    - ``queue``: the service's queue for :meth:`serve` (else ``<SERVICE_NAME>-events``).
     - ``confirm_publish`` (default True): ``*_no_wait`` returns only once RabbitMQ confirmed it.
     - ``pool`` (default ``"threads"``) and ``concurrency`` (default 8): the worker of :meth:`serve`.
 

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULTS",
-    "DEFAULT_EXCHANGE",
     "Installation",
     "events_queue",
     "install",
@@ -30,8 +29,6 @@ __all__ = [
 
 log = logging.getLogger("zc_events_celery")
 
-#: The fanout exchange when neither ``events_exchange=`` nor ``EVENTS_EXCHANGE`` names one.
-DEFAULT_EXCHANGE = "microservice-events"
 #: The service's events queue is ``<SERVICE_NAME>-events``, as in zc_events 0.4.
 QUEUE_SUFFIX = "-events"
 #: The sane defaults ``install()`` adds; any value the app configures itself wins.
@@ -73,7 +70,13 @@ def resolve_names(
     queue: str | None = None,
 ) -> tuple[str, str | None]:
     """``(exchange, queue)`` from explicit values, then settings; queue None without a service."""
-    exchange = exchange or settings.get("EVENTS_EXCHANGE", None) or DEFAULT_EXCHANGE
+    exchange = exchange or settings.get("EVENTS_EXCHANGE", None)
+    if exchange is None:
+        # No default: a name that differs from the fleet's exchange would drop every message.
+        raise ConfigurationError(
+            "the events exchange is not set: set EVENTS_EXCHANGE (the fanout exchange the fleet "
+            "shares, e.g. the old library's value) or pass events_exchange="
+        )
     if not isinstance(exchange, str):
         raise ConfigurationError(f"setting EVENTS_EXCHANGE must be a string, got {exchange!r}")
     if queue is None:
@@ -287,9 +290,9 @@ def install(
 ) -> Task:
     """Make ``app`` a zc-events service; returns the registered ``microservice.event`` task.
 
-    - declares the fanout events exchange (``events_exchange``, else ``EVENTS_EXCHANGE``, else
-      ``"microservice-events"``) and the service's priority queue ``<SERVICE_NAME>-events``
-      (or ``queue``), added to ``task_queues`` beside the default queue;
+    - declares the fanout events exchange (``events_exchange``, else ``EVENTS_EXCHANGE``;
+      required) and the service's priority queue ``<SERVICE_NAME>-events`` (or ``queue``),
+      added to ``task_queues`` beside the default queue;
     - routes ``microservice.event`` to it;
     - registers the ``microservice.event`` task, which dispatches to zc-events handlers (the
       ``@zc_events.handler`` registry, ``ZC_EVENTS_HANDLERS``/``JOB_MAPPING``, the handlers of
