@@ -53,22 +53,6 @@ def _rabbitmq_backend() -> type:
     return cls
 
 
-def _delete_broker_objects(queues: list[str], exchanges: list[str]) -> None:
-    import pika
-
-    params = pika.URLParameters(AMQP_URL)
-    params.client_properties = {"connection_name": f"zc-events-aws-test-cleanup-{uuid.uuid4()}"}
-    connection = pika.BlockingConnection(params)
-    try:
-        channel = connection.channel()
-        for queue in queues:
-            channel.queue_delete(queue)
-        for exchange in exchanges:
-            channel.exchange_delete(exchange)
-    finally:
-        connection.close()
-
-
 @pytest.fixture
 def rabbitmq_service(aws: Any, bucket: str) -> Iterator[dict[str, Any]]:
     """A worker subprocess serving the conformance handlers on a unique exchange and queue, with
@@ -106,7 +90,11 @@ def rabbitmq_service(aws: Any, bucket: str) -> Iterator[dict[str, Any]]:
             worker.wait()
         if worker.stderr is not None:
             worker.stderr.close()
-        _delete_broker_objects([queue, f"{queue}.dead"], [exchange, f"{exchange}.dead"])
+        from zc_events_rabbitmq.testing import delete_broker_objects
+
+        delete_broker_objects(
+            [queue, f"{queue}.dead"], [exchange, f"{exchange}.dead"], url=AMQP_URL
+        )
 
 
 def _wait_until_served(client: EventClient, timeout: float = 30) -> None:

@@ -19,7 +19,6 @@ pytest.importorskip("zc_events_rabbitmq", reason="needs the rabbitmq backend (zc
 
 @pytest.mark.rabbitmq
 def test_example_worker_and_client(tmp_path: Path) -> None:
-    import pika
 
     name = f"zc-events-django-example-{uuid.uuid4().hex[:12]}"
     env = {
@@ -61,10 +60,6 @@ def test_example_worker_and_client(tmp_path: Path) -> None:
         worker.terminate()
         worker.wait(timeout=30)
         log.close()
-        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-        channel = connection.channel()
-        for queue in (name, f"{name}.dead"):
-            channel.queue_delete(queue)
-        for exchange in (name, f"{name}.dead"):
-            channel.exchange_delete(exchange)
-        connection.close()
+        from zc_events_rabbitmq.testing import delete_broker_objects
+
+        delete_broker_objects([name, f"{name}.dead"], [name, f"{name}.dead"], url=AMQP_URL)

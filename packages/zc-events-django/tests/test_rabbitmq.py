@@ -28,20 +28,6 @@ PROJECT = Path(__file__).parent / "project"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
-def _delete(exchanges: list[str], queues: list[str]) -> None:
-    import pika
-
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        channel = connection.channel()
-        for queue in queues:
-            channel.queue_delete(queue)
-        for exchange in exchanges:
-            channel.exchange_delete(exchange)
-    finally:
-        connection.close()
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[zc_events.EventClient]:
     """A client talking to ``manage.py zc_events_worker`` (rabbitmq backend) over RabbitMQ."""
@@ -85,7 +71,9 @@ def served(tmp_path: Path) -> Iterator[zc_events.EventClient]:
         if client is not None:
             client.close()
         log.close()
-        _delete([name, f"{name}.dead"], [name, f"{name}.dead"])
+        from zc_events_rabbitmq.testing import delete_broker_objects
+
+        delete_broker_objects([name, f"{name}.dead"], [name, f"{name}.dead"], url=AMQP_URL)
 
 
 def test_drf_views_over_rabbitmq(served: zc_events.EventClient) -> None:

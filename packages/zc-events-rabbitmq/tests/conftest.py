@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from zc_events_rabbitmq.testing import delete_broker_objects
+
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 HERE = Path(__file__).resolve().parent
@@ -40,14 +42,7 @@ class Broker:
         return conn, conn.channel()
 
     def delete(self, queues: list[str] = (), exchanges: list[str] = ()) -> None:  # type: ignore[assignment]
-        conn, ch = self._channel()
-        try:
-            for q in queues:
-                ch.queue_delete(q)
-            for e in exchanges:
-                ch.exchange_delete(e)
-        finally:
-            conn.close()
+        delete_broker_objects(queues, exchanges, url=AMQP_URL)
 
     def count(self, queue: str) -> int:
         conn, ch = self._channel()
