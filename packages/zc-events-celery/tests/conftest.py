@@ -59,8 +59,12 @@ class Service:
         )
 
     def delete(self) -> None:
+        # Celery declares a direct exchange named after the default queue (task_default_exchange
+        # defaults to task_default_queue): delete it too.
         delete_amqp_entities(
-            BROKER_URL, queues=[self.queue, self.default_queue], exchanges=[self.exchange]
+            BROKER_URL,
+            queues=[self.queue, self.default_queue],
+            exchanges=[self.exchange, self.default_queue],
         )
 
 

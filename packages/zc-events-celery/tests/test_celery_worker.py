@@ -170,3 +170,32 @@ def test_zc_events_worker_command_serves_and_stops_on_sigterm(make_service: Any)
         assert worker.terminate(timeout=20) == 0, worker.output
     finally:
         worker.kill()
+
+
+def test_a_deleted_service_leaves_nothing_on_the_broker(make_service: Any) -> None:
+    """Every exchange and queue a worker of a test service declared is gone after delete()."""
+    import amqp
+
+    service = make_service()
+    with service.worker(concurrency=1):
+        pass
+    service.delete()
+    names = {
+        "exchange": [service.exchange, service.default_queue],
+        "queue": [service.queue, service.default_queue],
+    }
+    left = []
+    with amqp.Connection("127.0.0.1:5672", userid="guest", password="guest") as connection:
+        for kind, entities in names.items():
+            for name in entities:
+                channel = connection.channel()
+                try:
+                    if kind == "exchange":
+                        channel.exchange_declare(name, "direct", passive=True)
+                    else:
+                        channel.queue_declare(name, passive=True)
+                    left.append(f"{kind} {name}")
+                    channel.close()
+                except amqp.exceptions.NotFound:
+                    pass  # the broker closed the channel: the entity is gone
+    assert left == []

@@ -15,16 +15,12 @@ import pytest
 import zc_events
 from zc_events import Envelope, EnvelopeError, RequestTimeout, Response, legacy
 
-CAPTURES = Path(__file__).resolve().parents[3] / ".." / "shared" / "legacy-wire"
+#: Golden captures recorded from zc_events 0.4.1, kept at the repository root.
+CAPTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "legacy-wire"
 
 
 def capture(name: str) -> dict[str, Any]:
-    path = CAPTURES / name
-    if not path.is_file():
-        pytest.skip(
-            f"legacy wire captures not found at {CAPTURES.resolve()} (expected beside the clone)"
-        )
-    result: dict[str, Any] = json.loads(path.read_text())
+    result: dict[str, Any] = json.loads((CAPTURES / name).read_text())
     return result
 
 

@@ -1,6 +1,6 @@
 """Wire compatibility with zc_events 0.4, checked against the golden captures in
-``shared/legacy-wire`` (beside the repository): what the new client publishes, what the new
-worker answers to the captured old messages, and how a captured old reply is read."""
+``tests/fixtures/legacy-wire`` (at the repository root): what the new client publishes, what the
+new worker answers to the captured old messages, and how a captured old reply is read."""
 
 from __future__ import annotations
 
@@ -19,15 +19,12 @@ from zc_events import RequestTimeout, Response
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.redis]
 
-WIRE = Path(__file__).resolve().parents[3] / ".." / "shared" / "legacy-wire"
+WIRE = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "legacy-wire"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 def capture(name: str) -> dict[str, Any]:
-    path = WIRE / name
-    if not path.exists():
-        pytest.skip(f"the legacy captures are not there: {WIRE.resolve()} (shared/legacy-wire)")
-    return json.loads(path.read_text())
+    return json.loads((WIRE / name).read_text())
 
 
 def properties_of(props: pika.BasicProperties) -> dict[str, Any]:
