@@ -29,7 +29,7 @@ from ._api import (
 )
 from ._backend import Backend, batch_error, create_backend
 from ._client import Batch, EventClient
-from ._envelope import Envelope
+from ._envelope import Envelope, new_id
 from ._exceptions import (
     BackendNotFound,
     ConfigurationError,
@@ -42,9 +42,11 @@ from ._exceptions import (
 )
 from ._handlers import Dispatcher, HandlerRegistry, handler, handlers
 from ._middleware import HmacSigning, Middleware
+from ._registry import import_string
 from ._request import Request
 from ._response import Response
 from ._settings import Settings
+from ._worker import import_modules, serve
 
 __version__ = "1.0.0"
 
@@ -81,6 +83,9 @@ __all__ = [
     "get_settings",
     "handler",
     "handlers",
+    "import_modules",
+    "import_string",
+    "new_id",
     "patch",
     "patch_no_wait",
     "post",
@@ -88,4 +93,5 @@ __all__ = [
     "put",
     "put_no_wait",
     "reset",
+    "serve",
 ]

@@ -22,7 +22,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 import zc_events
-from zc_events._registry import import_string
 
 __all__ = ["ViewHandler", "adapt", "response_from_django", "view_handler"]
 
@@ -76,7 +75,7 @@ LIST_ACTIONS = {"GET": "list", "POST": "create"}
 
 
 def _load(view: Any) -> Any:
-    return import_string(view) if isinstance(view, str) else view
+    return zc_events.import_string(view) if isinstance(view, str) else view
 
 
 def _view_class(view: Any) -> type | None:

@@ -25,8 +25,8 @@ from zc_events import (
     Response,
     Settings,
     legacy,
+    new_id,
 )
-from zc_events._envelope import new_id
 
 from ._amqp import Link, Outgoing, describe_url
 from ._base import RabbitMQBase

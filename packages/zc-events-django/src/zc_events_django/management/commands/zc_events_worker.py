@@ -8,7 +8,6 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 import zc_events
-from zc_events._worker import serve
 
 
 class Command(BaseCommand):  # type: ignore[misc]
@@ -37,7 +36,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         elif verbosity > 1:
             logger.setLevel(logging.DEBUG)
         try:
-            serve(options["backend"], options["modules"])
+            zc_events.serve(options["backend"], options["modules"])
         except zc_events.ZcEventsError as exc:
             raise CommandError(str(exc)) from exc
         except OSError as exc:  # e.g. a broker that refuses connections
