@@ -1,4 +1,4 @@
-"""Every installed backend has a conformance test (DESIGN §9)."""
+"""Every installed backend has a conformance test (docs/writing-a-transport.md)."""
 
 from __future__ import annotations
 

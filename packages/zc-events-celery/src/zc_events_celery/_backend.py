@@ -1,4 +1,7 @@
-"""The ``celery`` backend: publish through a Celery app, reply through Redis (DESIGN §10.2)."""
+"""The ``celery`` backend: publish through a Celery app, reply through Redis.
+
+The messages are the zc_events 0.4 wire: see docs/protocol.md, section 4.
+"""
 
 from __future__ import annotations
 
@@ -303,7 +306,7 @@ class CeleryBackend(Backend):
             quiet=True,
         )
         with self._lock:
-            if self._stopping.is_set():
+            if self.stopping.is_set():
                 return
             self._worker = worker
         log.info("celery worker serving queue %r of exchange %r", inst.queue.name, inst.exchange)

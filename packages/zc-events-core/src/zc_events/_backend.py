@@ -1,4 +1,4 @@
-"""The transport contract: one small abstract class (DESIGN §3, §9)."""
+"""The transport contract: one small abstract class (docs/writing-a-transport.md)."""
 
 from __future__ import annotations
 
@@ -77,6 +77,11 @@ class Backend(ABC):
     def stop(self) -> None:
         """Ask :meth:`serve` to stop consuming (safe from signal handlers and other threads)."""
         self._stopping.set()
+
+    @property
+    def stopping(self) -> threading.Event:
+        """Set by :meth:`stop`: :meth:`serve` consumes until it is set, then drains and returns."""
+        return self._stopping
 
     def close(self) -> None:
         """Release connections and threads."""

@@ -1,4 +1,4 @@
-"""EventClient: the verbs (DESIGN §6)."""
+"""EventClient: the verbs. How a call travels: docs/architecture.md."""
 
 from __future__ import annotations
 

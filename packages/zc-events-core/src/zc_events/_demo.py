@@ -1,4 +1,4 @@
-"""``zc-events demo``: the quickstart of DESIGN §1 on the embedded memory backend."""
+"""``zc-events demo``: the README's quickstart on the embedded memory backend."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The envelope: the one JSON object every transport carries (DESIGN §4)."""
+"""The envelope: the one JSON object every transport carries (specified in docs/protocol.md)."""
 
 from __future__ import annotations
 

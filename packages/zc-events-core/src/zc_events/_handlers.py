@@ -1,4 +1,4 @@
-"""Handler registration and dispatch (DESIGN §8)."""
+"""Handler registration and dispatch (the server half of a call: docs/architecture.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Response: what a waiting verb returns (DESIGN §5)."""
+"""Response: what a waiting verb returns (wire form: docs/protocol.md, section 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings resolution (DESIGN §7).
+"""Settings resolution.
 
 First match wins: ``configure(**options)`` → the module named by ``ZC_EVENTS_SETTINGS`` → Django
 settings when Django is configured → environment variables (dicts and lists as JSON).
@@ -175,7 +175,7 @@ class Settings:
             raise ConfigurationError(f"setting {name} must be a positive number, got {value!r}")
         return number
 
-    # -- the settings of DESIGN §7 -------------------------------------------------------
+    # -- the settings (listed in the README) ---------------------------------------------
     @property
     def backend(self) -> str:
         """Entry-point name of the backend (``ZC_EVENTS_BACKEND``)."""

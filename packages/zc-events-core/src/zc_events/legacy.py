@@ -1,4 +1,4 @@
-"""The zc_events 0.4 wire format, shared by the legacy-compatible transports (DESIGN §10.2).
+"""The zc_events 0.4 wire format, shared by the legacy-compatible transports.
 
 Pure functions over bytes and dicts: no broker library is imported here. The RabbitMQ legacy
 backend and the Celery backend both build and read messages with them, so that services running
@@ -12,6 +12,7 @@ A request is a Celery protocol-2 task message for the task ``microservice.event`
 A reply is ``RPUSH <response_key> {"data", "has_errors", "errors"}`` + ``EXPIRE 60`` in Redis,
 read by the caller with ``BLPOP``. The deprecated protocol-1 events
 (``{"task", "id", "args": [event_type, *args], "kwargs": {"task_id", ...}}``) are read too.
+The full specification, field by field, is docs/protocol.md, section 4.
 """
 
 from __future__ import annotations

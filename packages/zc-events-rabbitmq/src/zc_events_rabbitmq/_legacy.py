@@ -1,8 +1,9 @@
-"""The ``rabbitmq_legacy`` backend and legacy serving: the zc_events 0.4 wire (DESIGN §10.2).
+"""The ``rabbitmq_legacy`` backend and legacy serving: the zc_events 0.4 wire.
 
 Requests are Celery protocol-2 ``microservice.event`` task messages on the fanout exchange
 ``EVENTS_EXCHANGE`` (routing key ``''``); replies are ``RPUSH``/``EXPIRE 60`` on a Redis list the
-caller waits on with ``BLPOP``. The messages are built and read by :mod:`zc_events.legacy`.
+caller waits on with ``BLPOP``. The messages are built and read by :mod:`zc_events.legacy`
+and specified in docs/protocol.md, section 4.
 """
 
 from __future__ import annotations
@@ -170,7 +171,7 @@ class LegacyRabbitMQBackend(RabbitMQBase):
         from ._worker import Worker
 
         dispatcher = dispatcher if dispatcher is not None else self.default_dispatcher()
-        Worker(self, [legacy_consumer(self, dispatcher, self.events_exchange)]).run(self._stopping)
+        Worker(self, [legacy_consumer(self, dispatcher, self.events_exchange)]).run(self.stopping)
 
     def close(self) -> None:
         super().close()

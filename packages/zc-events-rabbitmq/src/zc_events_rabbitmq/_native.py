@@ -1,4 +1,4 @@
-"""The native ``rabbitmq`` backend (DESIGN §10.1)."""
+"""The native ``rabbitmq`` backend (exchange, queues, properties: docs/protocol.md, section 3)."""
 
 from __future__ import annotations
 
@@ -166,7 +166,7 @@ class RabbitMQBackend(RabbitMQBase):
             from ._legacy import legacy_consumer
 
             consumers.append(legacy_consumer(self, dispatcher, self._events_exchange))
-        Worker(self, consumers).run(self._stopping)
+        Worker(self, consumers).run(self.stopping)
 
     def native_consumer(self, dispatcher: Dispatcher) -> Any:
         """The consumer of the native service queue (used by :meth:`serve`)."""

@@ -1,4 +1,6 @@
-"""The backend conformance suite (DESIGN §9): one set of tests every transport must pass.
+"""The backend conformance suite: one set of tests every transport must pass.
+
+How to use it in a transport package: docs/writing-a-transport.md.
 
 Subclass :class:`BackendConformance` in a test module, set ``backend_name``, and provide a
 ``client`` fixture: an :class:`~zc_events.EventClient` on your backend, talking to a server that
