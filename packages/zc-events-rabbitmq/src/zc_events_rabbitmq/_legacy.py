@@ -88,6 +88,13 @@ class LegacyRabbitMQBackend(RabbitMQBase):
         self._redis: Any = None
         self._redis_lock = threading.Lock()
 
+    @classmethod
+    def async_backend_class(cls) -> Any:
+        """The native asyncio backend (aiormq, the ``async`` extra), or None without it."""
+        from ._aio_load import async_class
+
+        return async_class("rabbitmq_legacy")
+
     @property
     def redis(self) -> Any:
         """The shared redis-py client that waits for replies."""

@@ -91,6 +91,13 @@ class RabbitMQBackend(RabbitMQBase):
     def setup_channel(self, channel: Any) -> None:
         channel.exchange_declare(self.exchange, "topic", durable=True)
 
+    @classmethod
+    def async_backend_class(cls) -> Any:
+        """The native asyncio backend (aiormq, the ``async`` extra), or None without it."""
+        from ._aio_load import async_class
+
+        return async_class("rabbitmq")
+
     # -- client side ------------------------------------------------------------------------
     def request(self, envelope: Envelope, timeout: float) -> Response:
         """Publish ``envelope`` (mandatory, expiring at its deadline) and wait for the reply."""
@@ -166,6 +173,12 @@ class RabbitMQBackend(RabbitMQBase):
             from ._legacy import legacy_consumer
 
             consumers.append(legacy_consumer(self, dispatcher, self._events_exchange))
+        from ._aio_load import async_worker
+
+        async_worker_class = async_worker(dispatcher)
+        if async_worker_class is not None:  # async def handlers: serve them on an event loop
+            async_worker_class(self, consumers[0], dispatcher, consumers[1:]).run(self.stopping)
+            return
         Worker(self, consumers).run(self.stopping)
 
     def native_consumer(self, dispatcher: Dispatcher) -> Any:
