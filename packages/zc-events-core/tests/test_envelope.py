@@ -114,6 +114,36 @@ def test_response_wire_form_and_errors() -> None:
 
 
 @pytest.mark.parametrize(
+    ("errors", "status", "message"),
+    [
+        ([{"type": "KeyError", "message": "'y'", "trace": "..."}], None, "KeyError: 'y'"),
+        # error objects a DRF service rendered, passed on unchanged (no type, no message)
+        ([{"detail": "Not found."}], 404, "HTTP 404: Not found."),
+        (
+            [{"detail": 'Method "PUT" not allowed.', "status": "405", "source": {}}],
+            405,
+            'HTTP 405: Method "PUT" not allowed.',
+        ),
+        (
+            [{"detail": "Invalid.", "code": "invalid"}, {"detail": "Also."}],
+            400,
+            "invalid: Invalid. (and 1 more)",
+        ),
+        ([{"item": ["This field is required."]}], 400, 'HTTP 400: {"item": ["This field'),
+        ([{"title": "Gone", "detail": {"why": 1}}], 410, 'Gone: {"why": 1}'),
+        ([{}], None, "Error: "),
+    ],
+)
+def test_remote_error_reads_any_error_object(
+    errors: list[dict[str, object]], status: int | None, message: str
+) -> None:
+    with pytest.raises(RemoteError) as info:
+        Response(None, True, errors, status).raise_for_errors()
+    assert str(info.value).startswith(message)
+    assert info.value.errors == errors
+
+
+@pytest.mark.parametrize(
     "raw",
     [
         b"[]",

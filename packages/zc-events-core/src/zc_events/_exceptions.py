@@ -14,6 +14,7 @@ A waiting verb returns a Response for remote failures and raises only for local 
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -76,13 +77,35 @@ class PublishError(ZcEventsError):
 
 
 class RemoteError(ZcEventsError):
-    """The remote handler failed; raised by :meth:`Response.raise_for_errors`."""
+    """The remote handler failed; raised by :meth:`Response.raise_for_errors`.
+
+    The message describes the first error object with whatever members it has: its ``type``
+    (else ``title``, ``code``, or the response's HTTP-like status) and its ``message`` (else
+    ``detail``, else the whole object), so error objects passed on as a service rendered them
+    (DRF's ``{"detail": ...}``, JSON:API's ``{"detail", "status", "source"}``) read well too.
+    """
 
     def __init__(self, response: Response) -> None:
         self.response = response
         self.errors: list[dict[str, Any]] = list(response.errors)
         first = self.errors[0] if self.errors else {}
-        kind = first.get("type", "Error")
-        message = first.get("message", first.get("detail", ""))
         more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
-        super().__init__(f"{kind}: {message}{more}")
+        super().__init__(f"{_error_kind(first, response.status)}: {_error_text(first)}{more}")
+
+
+def _error_kind(error: dict[str, Any], status: int | None) -> str:
+    for name in ("type", "title", "code"):
+        if isinstance(error.get(name), str) and error[name]:
+            return str(error[name])
+    return f"HTTP {status}" if status is not None else "Error"
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    for name in ("message", "detail"):
+        value = error.get(name)
+        if isinstance(value, str):
+            return value
+        if value is not None:
+            return json.dumps(value, ensure_ascii=False, default=str)
+    rest = {k: v for k, v in error.items() if k not in ("type", "title", "code", "trace")}
+    return json.dumps(rest, ensure_ascii=False, default=str) if rest else ""
