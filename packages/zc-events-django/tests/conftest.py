@@ -7,9 +7,15 @@ must not see this project's zc-events settings (tests add them with ``override_s
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import os
+import signal
+import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +93,65 @@ def alice() -> str:
 
     user = User.objects.create_user("alice")
     return f"Token {Token.objects.create(user=user).key}"
+
+
+@dataclass
+class ManageWorker:
+    """A running ``manage.py zc_events_worker`` of the test project."""
+
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def _manage_worker(
+    tmp: Path, env: Mapping[str, str], ready: Callable[[], object]
+) -> Iterator[ManageWorker]:
+    """Run ``manage.py zc_events_worker`` with ``env`` (its own sqlite file in ``tmp``) until
+    ``ready()`` stops raising zc-events errors; on exit SIGTERM it and check it exits 0.
+
+    The caller creates its client and deletes its broker objects.
+    """
+    full_env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "zcdjango_test.settings",
+        "ZCDJANGO_TEST_DB": str(tmp / "db.sqlite3"),
+        "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")]),
+        **env,
+    }
+    manage = [sys.executable, str(PROJECT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--run-syncdb", "-v0"], env=full_env, check=True)
+    log_path = tmp / "worker.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [*manage, "zc_events_worker"], env=full_env, stdout=log, stderr=subprocess.STDOUT
+        )
+    worker = ManageWorker(proc, log_path)
+    try:
+        deadline = time.monotonic() + 120
+        while True:  # until the worker has bound its queue
+            try:
+                ready()
+                break
+            except zc_events.ZcEventsError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the worker did not start serving:\n{worker.log}")
+                time.sleep(0.2)
+        yield worker
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, worker.log  # finish in-flight work, exit 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def manage_worker() -> Callable[..., contextlib.AbstractContextManager[ManageWorker]]:
+    """``with manage_worker(tmp, env, ready) as worker``: the test project's
+    ``manage.py zc_events_worker`` in a subprocess, serving once ``ready()`` succeeds."""
+    return _manage_worker

@@ -53,9 +53,12 @@ def test_example_worker_and_client(tmp_path: Path) -> None:
         lines = client.stdout.splitlines()
         assert "status=201 data={'id': 1, 'title': 'Dune'" in lines[1]
         assert "'author': 'Jane Austen'" in lines[5]
-        assert "status=400 errors=[{'type': 'ValidationError'" in lines[9]
+        assert "status=400 errors=[{'author': ['This field is required.'], 'year'" in lines[9]
         assert lines[11].strip() == "status=204 data=None"
-        assert "status=404 errors=[{'type': 'NotFound'" in lines[13]
+        assert (
+            lines[13].strip()
+            == "status=404 errors=[{'detail': 'No Book matches the given query.'}]"
+        )
     finally:
         worker.terminate()
         worker.wait(timeout=30)

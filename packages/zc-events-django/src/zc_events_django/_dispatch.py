@@ -37,22 +37,8 @@ HTTP_HEADERS = {
     "host": "HTTP_HOST",
 }
 
-#: DRF error codes → the exception class that produces them.
-DRF_CODES = {
-    "parse_error": "ParseError",
-    "authentication_failed": "AuthenticationFailed",
-    "not_authenticated": "NotAuthenticated",
-    "permission_denied": "PermissionDenied",
-    "not_found": "NotFound",
-    "method_not_allowed": "MethodNotAllowed",
-    "not_acceptable": "NotAcceptable",
-    "unsupported_media_type": "UnsupportedMediaType",
-    "throttled": "Throttled",
-    "invalid": "ValidationError",
-    "required": "ValidationError",
-}
-
-#: HTTP status → the error type reported when the body does not say more.
+#: HTTP status → the error ``type`` reported for an error response that DRF did not render (a
+#: plain Django view's empty or HTML body), where there is no error object to pass on.
 STATUS_TYPES = {
     400: "BadRequest",
     401: "NotAuthenticated",
@@ -225,15 +211,15 @@ class ViewHandler:
             return zc_events.Response.error(
                 "NotFound", f"{request.key!r} has no {where} action {related!r}", 404
             )
+        # The route DRF's router would make: its method table, and nothing decided here. A method
+        # the ViewSet has no action for reaches DRF's own ``http_method_not_allowed`` through the
+        # view's whole stack (authentication, throttling, exception handler, renderer).
         table = DETAIL_ACTIONS if detail else LIST_ACTIONS
         actions = {m.lower(): a for m, a in table.items() if hasattr(self.view, a)}
-        if request.method not in {m.upper() for m in actions}:
-            allowed = ", ".join(sorted(m.upper() for m in actions)) or "none"
+        if not actions:  # a router makes no such route: Django's URL resolver answers 404
+            where = "detail (with a pk)" if detail else "list (without a pk)"
             return zc_events.Response.error(
-                "MethodNotAllowed",
-                f'Method "{request.method}" not allowed on {request.key!r} '
-                f"{'with' if detail else 'without'} a pk (allowed: {allowed}).",
-                405,
+                "NotFound", f"{request.key!r} has no {where} route: the ViewSet has no action", 404
             )
         return _Route(self._as_view(("crud", detail), self.view, actions, detail=detail), kwargs)
 
@@ -390,7 +376,12 @@ def _exception_response(
 
 
 def response_from_django(http_response: Any, http_request: Any = None) -> zc_events.Response:
-    """Map a Django/DRF response: ``data`` = the rendered JSON under 400, else ``errors``."""
+    """Map a Django/DRF response: ``data`` = the rendered JSON under 400, else ``errors``.
+
+    ``errors`` are the view's error objects, unchanged: a JSON:API document's ``errors``, a JSON
+    list, or ``[body]`` for another JSON object (DRF's ``{"detail": ...}``). Only a body with no
+    error object (empty, text, HTML) gets zc-events' own ``{"type", "message"}``.
+    """
     if callable(getattr(http_response, "render", None)) and not getattr(
         http_response, "is_rendered", True
     ):
@@ -412,8 +403,34 @@ def response_from_django(http_response: Any, http_request: Any = None) -> zc_eve
             body = content.decode(http_response.charset or "utf-8", "replace")
     if status < 400:
         return zc_events.Response(body, False, None, status)
-    authorized = bool(http_request is not None and http_request.META.get("HTTP_AUTHORIZATION"))
-    return zc_events.Response(None, True, _errors(body, status, authorized), status)
+    errors = _drf_errors(body)
+    if errors is None:
+        authorized = bool(http_request is not None and http_request.META.get("HTTP_AUTHORIZATION"))
+        errors = [_status_error(body, status, authorized)]
+    return zc_events.Response(None, True, errors, status)
+
+
+def _drf_errors(body: Any) -> list[dict[str, Any]] | None:
+    """The error objects of a rendered DRF error body, unchanged; None if it has none.
+
+    - a JSON:API document ``{"errors": [...]}`` → its ``errors`` list;
+    - a JSON list (e.g. ``ValidationError(["a", "b"])`` with DRF's own handler) → the list;
+    - any other JSON object (DRF's ``{"detail": ...}``, a serializer's field → messages) →
+      ``[body]``.
+
+    Nothing is added, renamed or removed, on any wire: a caller compares ``response.errors``
+    with what the same request over HTTP rendered. Only a list item that is not an object
+    (``"a"``) becomes ``{"detail": "a"}``, as a zc-events error must be an object.
+    """
+    if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
+        items: list[Any] = body["errors"]
+    elif isinstance(body, list) and body:
+        items = body
+    elif isinstance(body, dict) and body:
+        return [body]
+    else:
+        return None
+    return [item if isinstance(item, dict) else {"detail": item} for item in items]
 
 
 def _reason(status: int) -> str:
@@ -423,57 +440,15 @@ def _reason(status: int) -> str:
         return f"HTTP {status}"
 
 
-def _status_type(status: int, authorized: bool) -> str:
+def _status_error(body: Any, status: int, authorized: bool) -> dict[str, Any]:
+    """zc-events' own error for a status DRF did not render (no error object to pass on)."""
     if status == 401 and authorized:
-        return "AuthenticationFailed"
-    if status >= 500:
-        return "ServerError"
-    return STATUS_TYPES.get(status, "HTTPError")
-
-
-def _errors(body: Any, status: int, authorized: bool) -> list[dict[str, Any]]:
-    fallback = _status_type(status, authorized)
-    if isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"]:
-        errors = []
-        for item in body["errors"]:  # JSON:API error objects, kept as they are
-            error = dict(item) if isinstance(item, dict) else {"detail": item}
-            code = error.get("code")
-            kind = DRF_CODES.get(code) if isinstance(code, str) else None
-            if kind is None and status == 400 and "source" in error:
-                kind = "ValidationError"
-            error.setdefault("type", kind or fallback)
-            message = error.get("detail") or error.get("title") or _reason(status)
-            error.setdefault("message", str(message))
-            error.setdefault("status", status)
-            errors.append(error)
-        return errors
-    if isinstance(body, dict) and set(body) <= {"detail", "code"} and "detail" in body:
-        kind = "ParseError" if status == 400 else fallback
-        return [{"type": kind, "message": str(body["detail"]), "status": status, **body}]
-    if isinstance(body, dict | list):  # a DRF ValidationError: field → messages
-        return [
-            {
-                "type": "ValidationError" if status == 400 else fallback,
-                "message": _flatten(body) or _reason(status),
-                "detail": body,
-                "status": status,
-            }
-        ]
+        kind = "AuthenticationFailed"
+    elif status >= 500:
+        kind = "ServerError"
+    else:
+        kind = STATUS_TYPES.get(status, "HTTPError")
     message = _reason(status)
     if isinstance(body, str) and body and len(body) <= 500 and "<" not in body:
         message = body.strip()
-    return [{"type": fallback, "message": message, "status": status}]
-
-
-def _flatten(detail: Any, prefix: str = "") -> str:
-    """``{"name": ["This field is required."]}`` → ``name: This field is required.``"""
-    if isinstance(detail, dict):
-        parts = [_flatten(v, f"{prefix}.{k}" if prefix else str(k)) for k, v in detail.items()]
-        return "; ".join(p for p in parts if p)
-    if isinstance(detail, list):
-        if any(isinstance(v, dict | list) for v in detail):
-            return "; ".join(_flatten(v, prefix) for v in detail)
-        text = " ".join(str(v) for v in detail)
-    else:
-        text = str(detail)
-    return f"{prefix}: {text}" if prefix else text
+    return {"type": kind, "message": message}

@@ -12,4 +12,10 @@ zc_events.handlers.register(
     view_handler(views.JsonApiOrderViewSet, relationship_view=views.OrderRelationshipView),
 )
 zc_events.handlers.register("crash", views.crash)
+zc_events.handler("list-only")(views.ListOnlyViewSet)
 zc_events.handlers.register("plain-customer", view_handler(views.plain_customer))
+
+# The old fleet's DRF stack (djangorestframework-jsonapi for application/json).
+zc_events.handler("add_drf")(views.AddView)
+zc_events.handler("fleet-customers")(views.FleetCustomerViewSet)
+zc_events.handler("catalogue")(views.CatalogueView)

@@ -38,3 +38,13 @@ class OrderResourceSerializer(jsonapi.ModelSerializer):
         if value > 100:
             raise serializers.ValidationError("at most 100 per order")
         return value
+
+
+class AddSerializer(serializers.Serializer):
+    x = serializers.IntegerField()
+    y = serializers.IntegerField()
+
+
+class AnswerSerializer(serializers.Serializer):
+    answer = serializers.IntegerField()
+    method = serializers.CharField()

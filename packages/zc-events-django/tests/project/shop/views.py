@@ -13,7 +13,14 @@ import zc_events
 from zc_events_django import event_request
 
 from .models import Customer, Order
-from .serializers import ContactSerializer, OrderResourceSerializer, OrderSerializer
+from .serializers import (
+    AddSerializer,
+    AnswerSerializer,
+    ContactSerializer,
+    CustomerResourceSerializer,
+    OrderResourceSerializer,
+    OrderSerializer,
+)
 
 
 class OrderViewSet(viewsets.ModelViewSet):
@@ -40,6 +47,13 @@ class OrderViewSet(viewsets.ModelViewSet):
         for order in self.get_queryset():
             counts[order.status] = counts.get(order.status, 0) + 1
         return Response(counts)
+
+
+class ListOnlyViewSet(viewsets.ViewSet):
+    """A ViewSet without detail actions: a router makes no detail route for it."""
+
+    def list(self, request):
+        return Response(["listed"])
 
 
 class SearchView(APIView):
@@ -120,3 +134,89 @@ class OrderRelationshipView(jsonapi_views.RelationshipView):
     parser_classes = [jsonapi_parsers.JSONParser]
     renderer_classes = [jsonapi_renderers.JSONRenderer]
     resource_name = "orders"
+
+
+# -- the old fleet's DRF stack: djangorestframework-jsonapi's parser, renderer and exception
+# handler (EXCEPTION_HANDLER in settings), shared by the services for application/json ---------
+class FleetJSONParser(jsonapi_parsers.JSONParser):
+    media_type = "application/json"
+
+
+class FleetJSONRenderer(jsonapi_renderers.JSONRenderer):
+    media_type = "application/json"
+    format = "json"
+
+
+class FleetView:
+    parser_classes = [FleetJSONParser]
+    renderer_classes = [FleetJSONRenderer]
+
+
+class Answer:
+    def __init__(self, answer: int, method: str, pk: object = None) -> None:
+        self.pk = -1 if pk is None else pk
+        self.answer = answer
+        self.method = method
+
+
+class AddView(FleetView, viewsets.GenericViewSet):
+    """The old library's example viewset: adds x and y; no partial_update."""
+
+    resource_name = "AddView"
+    serializer_class = AddSerializer
+
+    def _add(self, request, pk=None):
+        question = self.get_serializer(data=request.data)
+        question.is_valid(raise_exception=True)
+        answer = question.validated_data["x"] + question.validated_data["y"]
+        return Response(AnswerSerializer(Answer(answer, request.method, pk)).data)
+
+    def list(self, request):
+        return self._add(request)
+
+    def create(self, request):
+        return self._add(request)
+
+    def retrieve(self, request, pk=None):
+        return self._add(request, pk)
+
+    def update(self, request, pk=None):
+        return self._add(request, pk)
+
+    def destroy(self, request, pk=None):
+        return self._add(request, pk)
+
+
+class FleetCustomerViewSet(FleetView, jsonapi_views.ModelViewSet):
+    queryset = Customer.objects.order_by("id")
+    serializer_class = CustomerResourceSerializer
+    resource_name = "customers"
+
+
+CATALOGUE = {"tea": {"sku": "tea", "price": 3}, "cake": {"sku": "cake", "price": 5}}
+
+
+class NoAdditions(permissions.BasePermission):
+    message = "Nobody may add to the catalogue."
+
+    def has_permission(self, request, view):
+        return request.method != "POST"
+
+
+class CatalogueView(FleetView, APIView):
+    """Looks an item up by the ``sku`` query parameter; nobody may add to it; no PUT."""
+
+    resource_name = "catalogue"
+    authentication_classes = []
+    permission_classes = [NoAdditions]
+
+    def get(self, request, **kwargs):
+        sku = request.query_params.get("sku")
+        if not sku:
+            raise exceptions.ValidationError("The 'sku' query parameter is required.")
+        if sku not in CATALOGUE:
+            raise exceptions.NotFound(f"No item with sku {sku!r}.")
+        return Response(CATALOGUE[sku])
+
+    def post(self, request, **kwargs):
+        return Response(status=status.HTTP_201_CREATED)

@@ -8,6 +8,24 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 import zc_events
+from zc_events_django._logging import ProcessTimeFormatter
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(verbosity: int) -> None:
+    """Log to stderr when the service configured no logging (no handler on the root or the
+    ``zc_events`` logger), stamped in the process's time zone: Django has moved ``TZ`` to
+    ``settings.TIME_ZONE`` by now. A service's own logging configuration is left alone."""
+    logger = logging.getLogger("zc_events")
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(ProcessTimeFormatter(LOG_FORMAT))
+        logging.basicConfig(
+            level=logging.WARNING if verbosity == 0 else logging.INFO, handlers=[handler]
+        )
+    elif verbosity > 1:
+        logger.setLevel(logging.DEBUG)
 
 
 class Command(BaseCommand):  # type: ignore[misc]
@@ -26,15 +44,7 @@ class Command(BaseCommand):  # type: ignore[misc]
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        verbosity = int(options.get("verbosity", 1))
-        logger = logging.getLogger("zc_events")
-        if not logger.handlers and not logging.getLogger().handlers:
-            logging.basicConfig(
-                level=logging.WARNING if verbosity == 0 else logging.INFO,
-                format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            )
-        elif verbosity > 1:
-            logger.setLevel(logging.DEBUG)
+        configure_logging(int(options.get("verbosity", 1)))
         try:
             zc_events.serve(options["backend"], options["modules"])
         except zc_events.ZcEventsError as exc:
