@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +21,7 @@ from zc_events import (
     RequestTimeout,
     Settings,
 )
+from zc_events.testing import run_worker
 from zc_events_aws import S3ClaimCheck
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.s3]
@@ -69,27 +67,13 @@ def rabbitmq_service(aws: Any, bucket: str) -> Iterator[dict[str, Any]]:
         "ZC_EVENTS_MIDDLEWARE_OPTIONS": {"s3_claim_check": {"bucket": bucket}},
     }
     env = {
-        **os.environ,
         **aws.env(),
         **{k: v if isinstance(v, str) else json.dumps(v) for k, v in settings.items()},
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "zc_events", "worker", "zc_events.testing.handlers"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     try:
-        yield settings
+        with run_worker(["zc_events.testing.handlers"], env=env):
+            yield settings
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-        if worker.stderr is not None:
-            worker.stderr.close()
         from zc_events_rabbitmq.testing import delete_broker_objects
 
         delete_broker_objects(

@@ -10,12 +10,9 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +21,7 @@ import pytest
 from django.conf import settings
 
 import zc_events
+from zc_events.testing import WorkerProcess, run_worker
 
 PROJECT = Path(__file__).parent / "project"
 if str(PROJECT) not in sys.path:
@@ -95,63 +93,39 @@ def alice() -> str:
     return f"Token {Token.objects.create(user=user).key}"
 
 
-@dataclass
-class ManageWorker:
-    """A running ``manage.py zc_events_worker`` of the test project."""
-
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 @contextlib.contextmanager
 def _manage_worker(
     tmp: Path, env: Mapping[str, str], ready: Callable[[], object]
-) -> Iterator[ManageWorker]:
+) -> Iterator[WorkerProcess]:
     """Run ``manage.py zc_events_worker`` with ``env`` (its own sqlite file in ``tmp``) until
-    ``ready()`` stops raising zc-events errors; on exit SIGTERM it and check it exits 0.
+    ``ready()`` succeeds; on exit SIGTERM it and check it exits 0.
 
     The caller creates its client and deletes its broker objects.
     """
-    full_env = {
-        **os.environ,
+    project_env = {
         "DJANGO_SETTINGS_MODULE": "zcdjango_test.settings",
         "ZCDJANGO_TEST_DB": str(tmp / "db.sqlite3"),
-        "PYTHONPATH": os.pathsep.join([str(PROJECT), os.environ.get("PYTHONPATH", "")]),
         **env,
     }
     manage = [sys.executable, str(PROJECT / "manage.py")]
-    subprocess.run([*manage, "migrate", "--run-syncdb", "-v0"], env=full_env, check=True)
-    log_path = tmp / "worker.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [*manage, "zc_events_worker"], env=full_env, stdout=log, stderr=subprocess.STDOUT
-        )
-    worker = ManageWorker(proc, log_path)
-    try:
-        deadline = time.monotonic() + 120
-        while True:  # until the worker has bound its queue
-            try:
-                ready()
-                break
-            except zc_events.ZcEventsError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the worker did not start serving:\n{worker.log}")
-                time.sleep(0.2)
+    subprocess.run(
+        [*manage, "migrate", "--run-syncdb", "-v0"],
+        env={**os.environ, **project_env, "PYTHONPATH": str(PROJECT)},
+        check=True,
+    )
+    with run_worker(
+        argv=[*manage, "zc_events_worker"],
+        env=project_env,
+        pythonpath=[PROJECT],
+        ready=ready,
+        timeout=120,
+    ) as worker:
         yield worker
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, worker.log  # finish in-flight work, exit 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        assert worker.terminate(60) == 0, worker.output  # finish in-flight work, exit 0
 
 
 @pytest.fixture(scope="session")
-def manage_worker() -> Callable[..., contextlib.AbstractContextManager[ManageWorker]]:
+def manage_worker() -> Callable[..., contextlib.AbstractContextManager[WorkerProcess]]:
     """``with manage_worker(tmp, env, ready) as worker``: the test project's
     ``manage.py zc_events_worker`` in a subprocess, serving once ``ready()`` succeeds."""
     return _manage_worker

@@ -199,7 +199,7 @@ def test_legacy_worker_answers_what_drf_renders(legacy: LegacyService, call: Cal
 @pytest.mark.redis
 def test_worker_log_timestamps_follow_the_process_time_zone(legacy: LegacyService) -> None:
     """Django moved TZ to its TIME_ZONE (America/Chicago by default); the log keeps Tokyo time."""
-    line = next(line for line in legacy.worker.log.splitlines() if " serving " in line)
+    line = next(line for line in legacy.worker.output.splitlines() if " serving " in line)
     stamp = datetime.strptime(line[:19], "%Y-%m-%d %H:%M:%S")
     tokyo = ZoneInfo(WORKER_TZ)
     earliest = legacy.started.astimezone(tokyo).replace(tzinfo=None, microsecond=0)

@@ -6,11 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
+
+from zc_events.testing import run_worker
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "django"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -19,50 +20,36 @@ pytest.importorskip("zc_events_rabbitmq", reason="needs the rabbitmq backend (zc
 
 @pytest.mark.rabbitmq
 def test_example_worker_and_client(tmp_path: Path) -> None:
-
     name = f"zc-events-django-example-{uuid.uuid4().hex[:12]}"
-    env = {
-        **os.environ,
+    settings = {
         "BOOKSHOP_DB": str(tmp_path / "books.sqlite3"),
         "SERVICE_NAME": name,
         "ZC_EVENTS_BACKEND_OPTIONS": json.dumps({"url": AMQP_URL, "exchange": name}),
     }
+    env = {**os.environ, **settings}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     run = {"cwd": EXAMPLE, "env": env, "timeout": 120}
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--run-syncdb", "-v0"], check=True, **run
     )
-    log = (tmp_path / "worker.log").open("w+")
-    worker = subprocess.Popen(
-        [sys.executable, "manage.py", "zc_events_worker"],
-        cwd=EXAMPLE,
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
+    manage = [sys.executable, "manage.py", "zc_events_worker"]
+    worker_env = {**settings, "DJANGO_SETTINGS_MODULE": None}
     try:
-        for _ in range(100):  # until the worker has declared its queue
-            log.seek(0)
-            if "consuming" in log.read() or worker.poll() is not None:
-                break
-            time.sleep(0.2)
-        client = subprocess.run(
-            [sys.executable, "client.py"], capture_output=True, text=True, **run
-        )
-        assert client.returncode == 0, client.stderr
-        lines = client.stdout.splitlines()
-        assert "status=201 data={'id': 1, 'title': 'Dune'" in lines[1]
-        assert "'author': 'Jane Austen'" in lines[5]
-        assert "status=400 errors=[{'author': ['This field is required.'], 'year'" in lines[9]
-        assert lines[11].strip() == "status=204 data=None"
-        assert (
-            lines[13].strip()
-            == "status=404 errors=[{'detail': 'No Book matches the given query.'}]"
-        )
+        with run_worker(argv=manage, cwd=EXAMPLE, env=worker_env):  # ready: it consumes
+            client = subprocess.run(
+                [sys.executable, "client.py"], capture_output=True, text=True, **run
+            )
+            assert client.returncode == 0, client.stderr
+            lines = client.stdout.splitlines()
+            assert "status=201 data={'id': 1, 'title': 'Dune'" in lines[1]
+            assert "'author': 'Jane Austen'" in lines[5]
+            assert "status=400 errors=[{'author': ['This field is required.'], 'year'" in lines[9]
+            assert lines[11].strip() == "status=204 data=None"
+            assert (
+                lines[13].strip()
+                == "status=404 errors=[{'detail': 'No Book matches the given query.'}]"
+            )
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
-        log.close()
         from zc_events_rabbitmq.testing import delete_broker_objects
 
         delete_broker_objects([name, f"{name}.dead"], [name, f"{name}.dead"], url=AMQP_URL)

@@ -1,4 +1,4 @@
-"""Fixtures: a broker admin helper and real ``zc-events worker`` subprocesses.
+"""Fixtures: a broker admin helper and real ``zc-events worker`` subprocesses (``run_worker``).
 
 Every exchange, queue and Redis key a test creates has a unique name and is deleted afterwards;
 connections are named (``connection_name``) so fault tests close only their own.
@@ -9,18 +9,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from zc_events.testing import READY_MARKER, WorkerProcess, run_worker
 from zc_events_rabbitmq.testing import delete_broker_objects
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -109,33 +109,6 @@ def broker() -> Broker:
 
 
 @dataclass
-class Worker:
-    """A ``zc-events worker`` subprocess."""
-
-    proc: subprocess.Popen[str]
-    log_path: Path
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 20) -> int:
-        """SIGTERM and wait; return the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"worker did not stop on SIGTERM within {timeout} s") from None
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-
-@dataclass
 class Service:
     """A service served by worker subprocesses, with unique broker names."""
 
@@ -144,8 +117,9 @@ class Service:
     events_exchange: str
     connection_name: str
     tmp: Path
-    workers: list[Worker] = field(default_factory=list)
+    workers: list[WorkerProcess] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    _processes: ExitStack = field(default_factory=ExitStack)
 
     def env(self, backend: str = "rabbitmq", **options: Any) -> dict[str, str]:
         opts = {
@@ -171,19 +145,12 @@ class Service:
         modules: tuple[str, ...] = ("zc_events.testing.handlers",),
         backend: str = "rabbitmq",
         extra_env: dict[str, str] | None = None,
+        ready: str | None = READY_MARKER,
         **options: Any,
-    ) -> Worker:
-        log_path = self.tmp / f"worker-{len(self.workers)}.log"
-        env = {**os.environ, **self.env(backend, **options), **(extra_env or {})}
-        with log_path.open("w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "zc_events", "worker", *modules],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        worker = Worker(proc, log_path)
+    ) -> WorkerProcess:
+        """A ``zc-events worker`` process for this service, running until :meth:`cleanup`."""
+        env = {**self.env(backend, **options), **(extra_env or {})}
+        worker = self._processes.enter_context(run_worker(modules, env=env, ready=ready))
         self.workers.append(worker)
         return worker
 
@@ -208,20 +175,17 @@ class Service:
                 return
             except Exception:
                 if time.monotonic() > deadline:
-                    logs = "\n".join(w.log for w in self.workers)
+                    logs = "\n".join(w.output for w in self.workers)
                     raise AssertionError(f"no worker answered {key!r}; logs:\n{logs}") from None
                 for w in self.workers:
-                    if w.proc.poll() is not None:
-                        raise AssertionError(
-                            f"worker exited {w.proc.returncode}:\n{w.log}"
-                        ) from None
+                    if w.poll() is not None:
+                        raise AssertionError(f"worker exited {w.returncode}:\n{w.output}") from None
                 time.sleep(0.1)
 
     def cleanup(self, broker: Broker) -> None:
         for w in self.workers:
-            if w.proc.poll() is None:
-                w.proc.kill()
-                w.proc.wait()
+            w.kill()
+        self._processes.close()
         broker.delete(
             queues=[self.name, f"{self.name}.dead", f"{self.name}-events"],
             exchanges=[self.exchange, f"{self.exchange}.dead", self.events_exchange],

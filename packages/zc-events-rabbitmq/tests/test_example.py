@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from zc_events.testing import run_worker
+
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "rabbitmq"
 
 
@@ -19,27 +21,17 @@ def test_worker_and_client(service: Any) -> None:
     if not EXAMPLE.exists():
         pytest.skip(f"{EXAMPLE} is not there")
     env = {
-        **os.environ,
         "ZC_EVENTS_BACKEND": "rabbitmq",
         "ZC_EVENTS_BACKEND_OPTIONS": json.dumps({"exchange": service.exchange}),
         "SERVICE_NAME": service.name,
     }
-    log = service.tmp / "example-worker.log"
-    with log.open("w") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "zc_events", "worker", "--backend", "rabbitmq", "service"],
-            cwd=EXAMPLE,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
+    with run_worker(["service"], backend="rabbitmq", cwd=EXAMPLE, env=env) as worker:
         with service.client() as client:
             service.wait_ready(client, "calculator.log")
         result = subprocess.run(
             [sys.executable, "client.py"],
             cwd=EXAMPLE,
-            env=env,
+            env={**os.environ, **env},
             capture_output=True,
             text=True,
             timeout=60,
@@ -50,6 +42,4 @@ def test_worker_and_client(service: Any) -> None:
         assert lines[1] == "get calculator.add, y missing -> has_errors=True KeyError"
         assert lines[3] == "batch of 100 post_no_wait -> confirmed"
         assert lines[4].startswith("get nobody.handles.this -> NoRouteError: ")
-    finally:
-        worker.terminate()
-        assert worker.wait(20) == 0
+        assert worker.terminate(20) == 0

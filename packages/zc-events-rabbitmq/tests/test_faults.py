@@ -75,8 +75,8 @@ def test_broker_drops_every_connection_mid_stream(
         # the worker reconnected: it handles every message whose publish returned
         wait_for(lambda: set(handled(log)) >= set(published), 60, "every published message")
         assert client.get("fault.ping", data=1).data["pong"] == 1
-    assert "reconnecting" in worker.log
-    assert worker.proc.poll() is None
+    assert "reconnecting" in worker.output
+    assert worker.poll() is None
 
 
 def test_client_reconnects_after_its_connection_is_closed(service: Any, broker: Any) -> None:
@@ -102,6 +102,6 @@ def test_poison_message_is_dead_lettered_and_the_worker_keeps_serving(
         assert client.get("fault.ping", data=3).data["pong"] == 3
     dead = broker.get_all(f"{service.name}.dead")
     assert sorted(body for _, body in dead) == sorted([b"\x00not json", b"[1, 2"])
-    assert "dead-lettering an undecodable message" in worker.log
-    assert "moving an unreadable legacy message" in worker.log
-    assert worker.stop() == 0
+    assert "dead-lettering an undecodable message" in worker.output
+    assert "moving an unreadable legacy message" in worker.output
+    assert worker.terminate() == 0

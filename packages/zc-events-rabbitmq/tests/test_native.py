@@ -65,10 +65,10 @@ def test_sigterm_finishes_the_message_in_flight_then_exits_0(service: Any) -> No
         )
         call.start()
         time.sleep(0.4)  # the worker has the message
-        assert worker.stop() == 0
+        assert worker.terminate() == 0
         call.join(10)
     assert result["r"].data == {"slept": 1}
-    assert "stopped consuming" in worker.log
+    assert "stopped consuming" in worker.output
 
 
 @pytest.mark.rabbitmq
@@ -80,7 +80,7 @@ def test_queue_while_worker_down(service: Any, broker: Any, tmp_path: Path, wait
     worker = service.start(MODULES, extra_env=env)
     with service.client() as client:
         service.wait_ready(client, "fault.ping")
-        assert worker.stop() == 0
+        assert worker.terminate() == 0
         with pytest.raises(RequestTimeout):  # bound but nobody consumes: a timeout, not no-route
             client.get("fault.ping", timeout=0.2)
         for i in range(5):
@@ -100,10 +100,10 @@ def test_worker_refuses_a_queue_declared_differently(service: Any, broker: Any) 
     conn = pika.BlockingConnection(pika.URLParameters("amqp://guest:guest@127.0.0.1:5672/%2F"))
     conn.channel().queue_declare(service.name, durable=True)  # no x-max-priority
     conn.close()
-    worker = service.start()
-    assert worker.proc.wait(30) == 1
-    assert "PRECONDITION_FAILED" in worker.log
-    assert service.name in worker.log
+    worker = service.start(ready=None)  # it exits before it consumes
+    assert worker.wait(30) == 1
+    assert "PRECONDITION_FAILED" in worker.output
+    assert service.name in worker.output
 
 
 @pytest.mark.rabbitmq

@@ -1,7 +1,9 @@
-"""Testing tools: :class:`EventsMock` (canned responses, recorded calls) and the conformance
-suite in :mod:`zc_events.testing.conformance`. The pytest plugin adds the fixtures
-``zc_events_memory`` and ``zc_events_mock``."""
+"""Testing tools: :class:`EventsMock` (canned responses, recorded calls), :func:`run_worker` (a
+real worker process for the length of a ``with`` block) and the conformance suite in
+:mod:`zc_events.testing.conformance`. The pytest plugin adds the fixtures ``zc_events_memory``
+and ``zc_events_mock``."""
 
 from ._mock import Call, EventsMock, UnexpectedCall
+from ._process import READY_MARKER, WorkerProcess, run_worker
 
-__all__ = ["Call", "EventsMock", "UnexpectedCall"]
+__all__ = ["READY_MARKER", "Call", "EventsMock", "UnexpectedCall", "WorkerProcess", "run_worker"]
