@@ -8,7 +8,7 @@ from typing import Any
 
 from zc_events import Dispatcher
 
-__all__ = ["INSTALL_HINT", "async_class", "async_worker", "has_async_handlers", "is_async"]
+__all__ = ["INSTALL_HINT", "async_class", "has_async_handlers", "is_async"]
 
 log = logging.getLogger("zc_events.rabbitmq")
 
@@ -49,22 +49,3 @@ def has_async_handlers(dispatcher: Dispatcher) -> bool:
     """True if some key of ``dispatcher`` is served by an ``async def`` handler."""
     keys = dispatcher.keys()
     return any(is_async(dispatcher.handler_for(key)) for key in keys)
-
-
-def async_worker(dispatcher: Dispatcher) -> Any:
-    """The asyncio worker class when ``dispatcher`` has async handlers and aiormq is installed;
-    else None (the threaded worker then runs async handlers one at a time per thread)."""
-    if not has_async_handlers(dispatcher):
-        return None
-    try:
-        from ._aio_worker import AsyncWorker
-    except ImportError as exc:
-        if exc.name not in ("aiormq", "pamqp", "yarl"):
-            raise
-        log.warning(
-            "aiormq is not installed, so async handlers run one at a time on each worker "
-            "thread; to serve them concurrently on an event loop: %s",
-            INSTALL_HINT,
-        )
-        return None
-    return AsyncWorker

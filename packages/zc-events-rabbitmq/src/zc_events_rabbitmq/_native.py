@@ -173,12 +173,9 @@ class RabbitMQBackend(RabbitMQBase):
             from ._legacy import legacy_consumer
 
             consumers.append(legacy_consumer(self, dispatcher, self._events_exchange))
-        from ._aio_load import async_worker
+        from ._aio_worker import offload_async
 
-        async_worker_class = async_worker(dispatcher)
-        if async_worker_class is not None:  # async def handlers: serve them on an event loop
-            async_worker_class(self, consumers[0], dispatcher, consumers[1:]).run(self.stopping)
-            return
+        consumers[0] = offload_async(consumers[0], dispatcher)  # async def handlers: on a loop
         Worker(self, consumers).run(self.stopping)
 
     def native_consumer(self, dispatcher: Dispatcher) -> Any:

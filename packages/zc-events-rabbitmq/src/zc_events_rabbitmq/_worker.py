@@ -267,6 +267,15 @@ class Worker:
                     raise pika.exceptions.ChannelClosed(
                         -1, f"a consumer channel closed: {channel._closing_reason}"
                     )
+        # Messages whose async handler still runs on the worker's loop reply and ack from here.
+        busy = [(c, ch._impl) for c, ch in zip(self.consumers, channels, strict=True)]
+        busy = [(c, ch) for c, ch in busy if getattr(c, "in_flight", None)]
+        if busy:
+            wait_until(
+                connection,
+                lambda: all(c.in_flight(ch) == 0 or ch.is_closed for c, ch in busy),
+                self.backend.settings.timeout,
+            )
         connection.close()  # the broker requeues whatever was delivered but not acknowledged
 
     def _callback(self, connection: Any, consumer: Consumer) -> Any:
