@@ -104,9 +104,11 @@ def test_response_wire_form_and_errors() -> None:
         {}["y"]
     except KeyError as exc:
         failed = Response.from_exception(exc)
+        traced = Response.from_exception(exc, trace=True)
     assert failed.has_errors and failed.data is None
     assert failed.errors[0]["type"] == "KeyError" and failed.errors[0]["message"] == "'y'"
-    assert "Traceback" in failed.errors[0]["trace"]
+    assert "trace" not in failed.errors[0]  # no traceback unless asked for
+    assert "Traceback" in traced.errors[0]["trace"]
     with pytest.raises(RemoteError, match="KeyError: 'y'") as info:
         failed.raise_for_errors()
     assert info.value.response is failed

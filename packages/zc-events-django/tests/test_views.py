@@ -193,8 +193,20 @@ def test_unhandled_exception_is_a_500_with_the_exception(
     r = client.get("crash")
     assert (r.has_errors, r.status) == (True, 500)
     assert r.errors[0]["type"] == "ZeroDivisionError"
-    assert "1 / 0" in r.errors[0]["trace"]
+    assert "trace" not in r.errors[0]  # DEBUG is False: no traceback for the caller
     assert "Internal Server Error: GET 'crash'" in caplog.text
+    assert "1 / 0" in caplog.text  # but the server's log has it
+
+
+def test_debug_sends_the_traceback_unless_the_setting_says_otherwise(
+    client: zc_events.EventClient,
+) -> None:
+    from django.test import override_settings
+
+    with override_settings(DEBUG=True):
+        assert "1 / 0" in client.get("crash").errors[0]["trace"]
+    with override_settings(DEBUG=True, ZC_EVENTS_SEND_TRACEBACKS=False):
+        assert "trace" not in client.get("crash").errors[0]
 
 
 def test_plain_django_function_view(client: zc_events.EventClient) -> None:

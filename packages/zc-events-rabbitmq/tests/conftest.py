@@ -245,3 +245,19 @@ def wait_for() -> Callable[..., Any]:
             time.sleep(0.05)
 
     return wait
+
+
+@pytest.fixture(scope="module")
+def make_service(
+    broker: Broker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[], Service]]:
+    """``make_service()``: a fresh service kept for the whole test module, then cleaned up."""
+    made: list[Service] = []
+
+    def make() -> Service:
+        made.append(_service(tmp_path_factory.mktemp("svc")))
+        return made[-1]
+
+    yield make
+    for svc in made:
+        svc.cleanup(broker)

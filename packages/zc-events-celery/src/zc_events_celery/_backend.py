@@ -222,6 +222,8 @@ class CeleryBackend(Backend):
         expires: float | None,
     ) -> None:
         payload = legacy.build_payload(envelope, response_key)
+        # Celery encodes the payload itself; the envelope's size stands in for it.
+        self.check_size(envelope, envelope.encode())
         try:
             self.app.send_task(
                 legacy.EVENT_TASK,
@@ -249,7 +251,9 @@ class CeleryBackend(Backend):
 
     def request(self, envelope: Envelope, timeout: float) -> Response:
         """Publish ``envelope`` as a ``microservice.event`` task and wait for its Redis reply."""
-        response_key = str(uuid.uuid4())
+        # Keep a reply address the client chose (a signature covers it), else pick one.
+        response_key = envelope.reply_to or str(uuid.uuid4())
+        envelope.reply_to = response_key
         # The task expires with the wait: a worker that gets to it later skips it.
         self._publish(envelope, response_key, None, timeout)
         raw = legacy.wait_reply(self._redis_client(), response_key, timeout, key=envelope.key)

@@ -38,9 +38,11 @@ from ._exceptions import (
     PublishError,
     RemoteError,
     RequestTimeout,
+    SignatureError,
     ZcEventsError,
 )
 from ._handlers import Dispatcher, HandlerRegistry, handler, handlers
+from ._mask import mask_secrets
 from ._middleware import HmacSigning, Middleware
 from ._registry import import_string
 from ._request import Request
@@ -69,6 +71,7 @@ __all__ = [
     "RequestTimeout",
     "Response",
     "Settings",
+    "SignatureError",
     "ZcEventsError",
     "batch_error",
     "call",
@@ -85,6 +88,7 @@ __all__ = [
     "handlers",
     "import_modules",
     "import_string",
+    "mask_secrets",
     "new_id",
     "patch",
     "patch_no_wait",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ._envelope import Envelope
-from ._exceptions import ConfigurationError, NoRouteError, PublishError
+from ._exceptions import ConfigurationError, EnvelopeError, NoRouteError, PublishError
 from ._handlers import Dispatcher
 from ._middleware import build_middleware
 from ._registry import BACKENDS, load
@@ -40,6 +40,22 @@ class Backend(ABC):
                 f"{', '.join(sorted(options))}"
             )
         self._stopping = threading.Event()
+        #: Largest encoded message :meth:`check_size` lets through
+        #: (``ZC_EVENTS_MAX_MESSAGE_BYTES``).
+        self.max_message_bytes = self.settings.max_message_bytes
+
+    def check_size(self, envelope: Envelope, body: bytes) -> bytes:
+        """Return ``body`` (the encoded ``envelope``), or raise :class:`EnvelopeError` when it is
+        larger than ``ZC_EVENTS_MAX_MESSAGE_BYTES``. Backends call it before publishing."""
+        if len(body) > self.max_message_bytes:
+            raise EnvelopeError(
+                f"message for {envelope.key!r} is {len(body)} bytes, over "
+                f"ZC_EVENTS_MAX_MESSAGE_BYTES ({self.max_message_bytes}): send large bodies "
+                "through S3 with the s3_claim_check middleware (pip install zc-events-aws), or "
+                "raise the limit on every service",
+                "data",
+            )
+        return body
 
     @abstractmethod
     def request(self, envelope: Envelope, timeout: float) -> Response:
@@ -68,7 +84,7 @@ class Backend(ABC):
         configured = self.settings.handlers
         if configured:
             registries.append(HandlerRegistry(configured))
-        return Dispatcher(registries, build_middleware(self.settings))
+        return Dispatcher(registries, build_middleware(self.settings), settings=self.settings)
 
     def serve(self, dispatcher: Dispatcher | None = None) -> None:
         """Consume and dispatch until :meth:`stop` is called, then finish in-flight messages."""

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._backend import Backend, create_backend
-from ._envelope import Envelope
+from ._envelope import Envelope, new_id
 from ._middleware import Middleware, build_middleware
 from ._response import Response
 from ._settings import Settings, global_settings
@@ -57,7 +57,11 @@ class EventClient:
         PublishError, or EnvelopeError for bad arguments (non-JSON data, bad key or method).
         """
         wait = self.timeout if timeout is None else timeout
-        envelope = Envelope.create(key, method, data, headers, timeout=wait, priority=priority)
+        # The reply address is chosen before middleware runs, so that a signature covers it;
+        # backends keep it (the legacy wire uses it as the Redis reply list).
+        envelope = Envelope.create(
+            key, method, data, headers, timeout=wait, priority=priority, reply_to=new_id()
+        )
         for mw in self.middleware:
             envelope = mw.outgoing_request(envelope)
         response = self.backend.request(envelope, wait)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from . import _json
 from ._exceptions import EnvelopeError
@@ -80,6 +80,10 @@ class Envelope:
     sent_at: float = field(default_factory=time.time)
     v: int = VERSION
 
+    #: Fields the transport this envelope came over does not carry, so the decoder filled them
+    #: in (the legacy wire has no deadline, sent_at or priority); signatures restore them.
+    uncarried: ClassVar[frozenset[str]] = frozenset()
+
     @classmethod
     def create(
         cls,
@@ -151,8 +155,9 @@ class Envelope:
     def decode(cls, raw: bytes | str) -> Envelope:
         """Parse and validate wire bytes; raises :class:`EnvelopeError` naming the bad field."""
         try:
+            _json.check_depth(raw)
             obj = _json.loads(raw)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise EnvelopeError(f"message is not valid JSON: {exc}") from exc
         return cls.from_dict(obj)
 

@@ -7,7 +7,8 @@
     ├── RequestTimeout (TimeoutError) nobody answered before the deadline
     ├── NoRouteError              no service handles that key
     ├── PublishError              the transport did not take the message
-    └── RemoteError               raised by Response.raise_for_errors()
+    ├── RemoteError               raised by Response.raise_for_errors()
+    └── SignatureError (PermissionError) a message or reply is unsigned, forged or replayed
 
 A waiting verb returns a Response for remote failures and raises only for local ones.
 """
@@ -28,6 +29,7 @@ __all__ = [
     "PublishError",
     "RemoteError",
     "RequestTimeout",
+    "SignatureError",
     "ZcEventsError",
 ]
 
@@ -109,3 +111,11 @@ def _error_text(error: dict[str, Any]) -> str:
             return json.dumps(value, ensure_ascii=False, default=str)
     rest = {k: v for k, v in error.items() if k not in ("type", "title", "code", "trace")}
     return json.dumps(rest, ensure_ascii=False, default=str) if rest else ""
+
+
+class SignatureError(ZcEventsError, PermissionError):
+    """A request or reply carries no signature, a bad one, or was already handled (a replay).
+
+    Raised by the client when a reply fails verification; a server refuses such a request with
+    an error response of this type instead of running the handler.
+    """

@@ -5,14 +5,16 @@ from __future__ import annotations
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._envelope import Envelope, validate_key
-from ._exceptions import ConfigurationError
+from ._exceptions import ConfigurationError, EnvelopeError, SignatureError
 from ._registry import import_string
 from ._request import Request
 from ._response import Response
+from ._settings import Settings, global_settings
 
 if TYPE_CHECKING:
     from ._middleware import Middleware
@@ -140,15 +142,30 @@ class Dispatcher:
 
     Looks keys up in ``registries`` in order (by default the process-wide registry, then the
     handlers named in settings), runs server-side middleware, and never raises for handler failures.
+
+    Logging (logger ``zc_events``): a handler's exception at ERROR with method, key, id and the
+    traceback; one INFO line per handled message (method, key, id, duration, ``ok`` or the error
+    type) unless ``ZC_EVENTS_LOG_MESSAGES`` is off. ``settings`` (default: the global settings)
+    are read once, here: ``ZC_EVENTS_SEND_TRACEBACKS``, ``ZC_EVENTS_LOG_MESSAGES`` and
+    ``ZC_EVENTS_MAX_MESSAGE_BYTES``.
     """
 
     def __init__(
         self,
         registries: Sequence[HandlerRegistry] | None = None,
         middleware: Iterable[Middleware] = (),
+        *,
+        settings: Settings | None = None,
     ) -> None:
         self.registries = list(registries) if registries is not None else [handlers]
         self.middleware = list(middleware)
+        settings = settings if settings is not None else global_settings()
+        #: Error responses carry the traceback (``ZC_EVENTS_SEND_TRACEBACKS``).
+        self.send_tracebacks = settings.send_tracebacks
+        #: One INFO line per handled message (``ZC_EVENTS_LOG_MESSAGES``).
+        self.log_messages = settings.log_messages
+        #: :meth:`handle` refuses larger bodies (``ZC_EVENTS_MAX_MESSAGE_BYTES``).
+        self.max_message_bytes = settings.max_message_bytes
 
     def handler_for(self, key: str) -> Handler | None:
         """The handler that serves ``key``, or None."""
@@ -170,6 +187,8 @@ class Dispatcher:
 
     def dispatch(self, envelope: Envelope) -> Response:
         """Call the handler for ``envelope`` and return its outcome as a Response."""
+        timed = self.log_messages and log.isEnabledFor(logging.INFO)
+        started = time.perf_counter() if timed else 0.0
         try:
             # Unwrap in the reverse of the order the caller wrapped (outgoing_request runs in
             # list order), so e.g. a signature is checked on what was signed.
@@ -183,15 +202,34 @@ class Dispatcher:
             else:
                 result = func(Request(envelope))
                 response = result if isinstance(result, Response) else Response(result)
-        except Exception as exc:
-            log.debug("handler for %r raised", envelope.key, exc_info=True)
+        except SignatureError as exc:  # refused before the handler; logged by the middleware
             response = Response.from_exception(exc)
+        except Exception as exc:
+            log.error(
+                "%s %r (id %s) failed: %s: %s",
+                envelope.method,
+                envelope.key,
+                envelope.id,
+                type(exc).__name__,
+                exc,
+                exc_info=exc,
+            )
+            response = Response.from_exception(exc, trace=self.send_tracebacks)
         for mw in self.middleware:
             try:
                 response = mw.outgoing_response(envelope, response)
             except Exception as exc:
                 log.exception("middleware %r failed on the response to %r", mw, envelope.key)
-                response = Response.from_exception(exc)
+                response = Response.from_exception(exc, trace=self.send_tracebacks)
+        if timed:
+            log.info(
+                "%s %r id %s %.1f ms %s",
+                envelope.method,
+                envelope.key,
+                envelope.id,
+                (time.perf_counter() - started) * 1000,
+                response.errors[0].get("type", "error") if response.has_errors else "ok",
+            )
         return response
 
     def encode_response(self, envelope: Envelope, response: Response) -> bytes:
@@ -211,8 +249,15 @@ class Dispatcher:
 
         Returns None when no reply is due: a ``*_no_wait`` message, or one whose deadline passed
         (skipped, as nobody waits for it). Raises :class:`EnvelopeError` for undecodable messages,
-        which the transport should dead-letter.
+        which the transport should dead-letter, including bodies over
+        ``ZC_EVENTS_MAX_MESSAGE_BYTES``.
         """
+        if len(body) > self.max_message_bytes:
+            raise EnvelopeError(
+                f"message is {len(body)} bytes, over ZC_EVENTS_MAX_MESSAGE_BYTES "
+                f"({self.max_message_bytes}); large bodies go through the s3_claim_check "
+                "middleware"
+            )
         envelope = Envelope.decode(body)
         return self.handle_envelope(envelope)
 

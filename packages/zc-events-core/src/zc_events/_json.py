@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json as _stdlib_json
+import re
 from collections.abc import Callable
+from itertools import accumulate
 from typing import Any
 
-__all__ = ["dumps", "implementation", "loads"]
+__all__ = ["MAX_DEPTH", "canonical", "check_depth", "dumps", "implementation", "loads"]
+
+#: Deepest JSON nesting any decoder here accepts; deeper input is refused before parsing, so a
+#: hostile ``[[[[…`` is a clean error instead of a RecursionError (or a stack overflow).
+MAX_DEPTH = 200
 
 _stdlib_encoder = _stdlib_json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False
@@ -54,3 +60,51 @@ def _pick() -> tuple[str, Callable[[Any], bytes], Callable[[bytes | str], Any]]:
 
 implementation, dumps, loads = _pick()
 dumps.__doc__ = "Encode ``obj`` as compact UTF-8 JSON bytes; raise TypeError if it is not JSON."
+
+
+_canonical_encoder = _stdlib_json.JSONEncoder(
+    ensure_ascii=True, separators=(",", ":"), sort_keys=True, allow_nan=False
+)
+
+
+def canonical(obj: Any) -> bytes:
+    """One byte form of a JSON value, whichever JSON library is installed (used for signatures).
+
+    Keys sorted, no whitespace, every non-ASCII character escaped, floats as ``repr(float)``
+    (``1e-07``): always the standard library's encoder, never orjson or ujson, whose float and
+    escape output differ. A value the standard library cannot encode (a datetime orjson
+    accepts, mixed key types) is first taken through the installed library and back, so the
+    form is that of what the receiver decodes. Raises TypeError if it is not JSON at all.
+    """
+    try:
+        text = _canonical_encoder.encode(obj)
+    except (TypeError, ValueError):
+        try:
+            text = _canonical_encoder.encode(loads(dumps(obj)))
+        except ValueError as exc:  # NaN / infinity / circular reference
+            raise TypeError(str(exc)) from exc
+    return text.encode("ascii")
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_STEP = [0] * 256
+for _b in b"[{":
+    _STEP[_b] = 1
+for _b in b"]}":
+    _STEP[_b] = -1
+
+
+def check_depth(raw: bytes | str, limit: int = MAX_DEPTH) -> None:
+    """Raise ValueError if the JSON text ``raw`` nests arrays/objects deeper than ``limit``.
+
+    Cheap: when the text has no more than ``limit`` opening brackets at all (nearly every
+    message), it returns after two ``count`` calls; otherwise strings are skipped and the
+    brackets counted in C.
+    """
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if data.count(b"[") + data.count(b"{") <= limit:
+        return
+    brackets = _STRING.sub(b"", data).translate(None, _NOT_BRACKETS)
+    if brackets and max(accumulate(map(_STEP.__getitem__, brackets))) > limit:
+        raise ValueError(f"JSON nested deeper than {limit} levels")

@@ -5,17 +5,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import inspect
-from collections.abc import Iterable
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from . import _json
 from ._envelope import Envelope
-from ._exceptions import ConfigurationError
+from ._exceptions import ConfigurationError, SignatureError
 from ._registry import MIDDLEWARE, load
 from ._response import Response
 from ._settings import Settings
 
 __all__ = ["HmacSigning", "Middleware", "SignatureError", "build_middleware"]
+
+log = logging.getLogger("zc_events.signing")
 
 
 class Middleware:
@@ -63,42 +69,240 @@ def build_middleware(settings: Settings, specs: Iterable[Any] | None = None) -> 
         try:
             instance = cls(**kwargs) if isinstance(cls, type) else cls
         except TypeError as exc:
-            raise ConfigurationError(f"middleware {name!r}: bad options {kwargs!r}: {exc}") from exc
+            # Option names only: values may be secrets, and a mistyped name is not recognised.
+            given = ", ".join(sorted(k for k in kwargs if k != "settings")) or "none"
+            raise ConfigurationError(
+                f"middleware {name!r}: bad options (given: {given}): {exc}; fix "
+                f"ZC_EVENTS_MIDDLEWARE_OPTIONS[{name!r}]"
+            ) from exc
         if not isinstance(instance, Middleware):
             raise ConfigurationError(f"middleware {name!r} is not a zc_events.Middleware")
         out.append(instance)
     return out
 
 
-class SignatureError(PermissionError):
-    """A request carried no signature, or one that does not match."""
+_REQUEST = "zc-events/request/1"
+_REPLY = "zc-events/reply/1"
+_CARRIED_CLAIMS = ("deadline", "sent_at", "priority")
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class HmacSigning(Middleware):
-    """Sign requests with HMAC-SHA256 over key, method, id and data; reject unsigned ones.
+    """Sign every request and reply with HMAC-SHA256 (middleware name ``hmac_signing``).
 
-    Options: ``secret`` (str, required; the same on every service), ``header`` (default
-    ``x-zc-signature``).
+    The signature covers every envelope field (``v id key method data headers reply_to deadline
+    priority sent_at``) except itself, over a canonical JSON form that does not depend on the
+    installed JSON library. It travels in the header ``header`` as ``{"kid", "sig", "deadline",
+    "sent_at", "priority"}`` (the times and priority are repeated there for the legacy wire,
+    which does not carry them). Replies carry ``{"kid", "sig"}`` in their ``signature`` field,
+    bound to the request id. The server refuses (error response of type
+    :class:`~zc_events.SignatureError`, WARNING log line, handler not called) a request that is
+    unsigned, signed with an unknown key or a wrong signature, changed after signing, past its
+    signed deadline, or whose id this process already handled within ``replay_window``; the
+    client raises :class:`~zc_events.SignatureError` for an unsigned or forged reply.
+
+    Options: ``secret`` (one shared secret, key id ``"default"``) or ``secrets`` (key id →
+    secret; the first signs, all verify: add the new key second, then move it first, then
+    remove the old one); ``header`` (default ``x-zc-signature``); ``replay_window`` (seconds an
+    id is remembered, default 3600; a waiting request is remembered until its deadline if that
+    is later); ``replay_cache_size`` (ids remembered at most, default 100000, oldest forgotten
+    first). The replay memory is per process: with N worker processes a replay can be handled
+    once by each process that did not see the original (see docs/security.md).
     """
 
-    def __init__(self, secret: str | bytes, header: str = "x-zc-signature") -> None:
-        if not secret:
-            raise ConfigurationError("hmac_signing needs a non-empty 'secret' option")
-        self.secret = secret.encode() if isinstance(secret, str) else secret
+    def __init__(
+        self,
+        secret: str | bytes | None = None,
+        *,
+        secrets: Mapping[str, str | bytes] | None = None,
+        header: str = "x-zc-signature",
+        replay_window: float = 3600.0,
+        replay_cache_size: int = 100_000,
+    ) -> None:
+        if (secret is None) == (secrets is None):
+            raise ConfigurationError(
+                "hmac_signing needs a non-empty 'secret' option or a 'secrets' option "
+                "(key id -> secret), not both"
+                if secret is not None
+                else "hmac_signing needs a non-empty 'secret' option (or 'secrets': key id -> "
+                "secret, the first signs)"
+            )
+        if secrets is None:
+            secrets = {"default": secret or ""}
+        if not isinstance(secrets, Mapping) or not secrets:
+            raise ConfigurationError(
+                "hmac_signing option 'secrets' must be a non-empty dict of key id -> secret"
+            )
+        self.secrets: dict[str, bytes] = {}
+        for kid, value in secrets.items():
+            if not isinstance(kid, str) or not kid:
+                raise ConfigurationError("hmac_signing key ids must be non-empty strings")
+            if not isinstance(value, str | bytes) or not value:
+                raise ConfigurationError(
+                    f"hmac_signing needs a non-empty 'secret' for key id {kid!r}"
+                )
+            self.secrets[kid] = value.encode() if isinstance(value, str) else bytes(value)
+        self.kid = next(iter(self.secrets))
+        if not isinstance(header, str) or not header:
+            raise ConfigurationError("hmac_signing option 'header' must be a non-empty string")
+        if not _number(replay_window) or replay_window <= 0:
+            raise ConfigurationError("hmac_signing option 'replay_window' must be > 0 seconds")
+        if not isinstance(replay_cache_size, int) or replay_cache_size <= 0:
+            raise ConfigurationError("hmac_signing option 'replay_cache_size' must be an int > 0")
         self.header = header
+        self.replay_window = float(replay_window)
+        self.replay_cache_size = replay_cache_size
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
 
-    def _digest(self, envelope: Envelope) -> str:
-        signed = _json.dumps([envelope.key, envelope.method, envelope.id, envelope.data])
-        return hmac.new(self.secret, signed, hashlib.sha256).hexdigest()
+    def __repr__(self) -> str:  # never the secrets
+        return f"<HmacSigning kids={list(self.secrets)!r}>"
 
+    # -- the signed forms -----------------------------------------------------------------------
+    def _digest(self, kid: str, material: list[Any]) -> str:
+        return hmac.new(self.secrets[kid], _json.canonical(material), hashlib.sha256).hexdigest()
+
+    def _request_material(
+        self, kid: str, envelope: Envelope, headers: dict[str, Any], claims: Mapping[str, Any]
+    ) -> list[Any]:
+        return [
+            _REQUEST,
+            kid,
+            envelope.v,
+            envelope.id,
+            envelope.key,
+            envelope.method,
+            envelope.data,
+            headers,
+            envelope.reply_to,
+            claims["deadline"],
+            claims["priority"],
+            claims["sent_at"],
+        ]
+
+    @staticmethod
+    def _reply_material(kid: str, envelope: Envelope, response: Response) -> list[Any]:
+        body = response.to_dict()
+        body.pop("signature", None)
+        return [_REPLY, kid, envelope.id, envelope.key, body]
+
+    # -- client side ------------------------------------------------------------------------------
     def outgoing_request(self, envelope: Envelope) -> Envelope:
-        envelope.headers = {**envelope.headers, self.header: self._digest(envelope)}
+        headers = envelope.headers
+        if self.header in headers:
+            headers = {k: v for k, v in headers.items() if k != self.header}
+        claims = {
+            "deadline": envelope.deadline,
+            "sent_at": envelope.sent_at,
+            "priority": envelope.priority,
+        }
+        try:
+            sig = self._digest(
+                self.kid, self._request_material(self.kid, envelope, headers, claims)
+            )
+        except TypeError:  # not JSON: let the transport's encoder name the problem
+            return envelope
+        envelope.headers = {**headers, self.header: {"kid": self.kid, "sig": sig, **claims}}
         return envelope
+
+    def incoming_response(self, envelope: Envelope, response: Response) -> Response:
+        given = response.signature
+        what = f"the reply to {envelope.method} {envelope.key!r} (id {envelope.id})"
+        if not isinstance(given, dict):
+            raise SignatureError(
+                f"{what} is not signed: the server does not run hmac_signing, or someone else "
+                "answered"
+            )
+        kid, sig = given.get("kid"), given.get("sig")
+        if not isinstance(kid, str) or kid not in self.secrets:
+            raise SignatureError(f"{what} is signed with unknown key id {kid!r}")
+        if not isinstance(sig, str) or not hmac.compare_digest(
+            sig, self._digest(kid, self._reply_material(kid, envelope, response))
+        ):
+            raise SignatureError(f"{what} has a bad signature (forged or changed in transit)")
+        return response
+
+    # -- server side ------------------------------------------------------------------------------
+    def _refuse(self, envelope: Envelope, reason: str, kid: object = None) -> SignatureError:
+        log.warning(
+            "refused %s %r (id %s, key id %r): %s",
+            envelope.method,
+            envelope.key,
+            envelope.id,
+            kid,
+            reason,
+        )
+        return SignatureError(f"request {envelope.key!r} (id {envelope.id}) {reason}")
 
     def incoming_request(self, envelope: Envelope) -> Envelope:
         given = envelope.headers.get(self.header)
-        if not isinstance(given, str):
-            raise SignatureError(f"request {envelope.key!r} is not signed ({self.header} missing)")
-        if not hmac.compare_digest(given, self._digest(envelope)):
-            raise SignatureError(f"request {envelope.key!r} has a bad signature")
+        if not isinstance(given, dict):
+            raise self._refuse(envelope, f"is not signed ({self.header} header missing)")
+        kid, sig = given.get("kid"), given.get("sig")
+        if not isinstance(kid, str) or kid not in self.secrets:
+            raise self._refuse(envelope, f"is signed with unknown key id {kid!r}", kid)
+        deadline, sent_at, priority = (given.get(name) for name in _CARRIED_CLAIMS)
+        if (
+            not isinstance(sig, str)
+            or (deadline is not None and not _number(deadline))
+            or not _number(sent_at)
+            or priority.__class__ is not int
+        ):
+            raise self._refuse(envelope, f"has a malformed {self.header} header", kid)
+        claims = {"deadline": deadline, "sent_at": sent_at, "priority": priority}
+        headers = {k: v for k, v in envelope.headers.items() if k != self.header}
+        try:
+            expected = self._digest(kid, self._request_material(kid, envelope, headers, claims))
+        except TypeError:
+            raise self._refuse(envelope, "cannot be put in canonical form", kid) from None
+        if not hmac.compare_digest(sig, expected):
+            raise self._refuse(envelope, "has a bad signature (forged or changed)", kid)
+        for name in _CARRIED_CLAIMS:
+            if name in envelope.uncarried:  # the legacy wire: restore the signed value
+                setattr(envelope, name, claims[name])
+            elif getattr(envelope, name) != claims[name]:
+                raise self._refuse(envelope, f"has field {name!r} changed after signing", kid)
+        now = time.time()
+        if deadline is not None and deadline <= now:
+            raise self._refuse(
+                envelope, f"is past its signed deadline by {now - deadline:.3f} s (a replay?)", kid
+            )
+        self._remember(envelope, kid, now, deadline)
+        envelope.headers = headers
         return envelope
+
+    def _remember(self, envelope: Envelope, kid: str, now: float, deadline: float | None) -> None:
+        until = now + self.replay_window
+        if deadline is not None and deadline > until:
+            until = deadline
+        seen = self._seen
+        with self._lock:
+            previous = seen.get(envelope.id)
+            if previous is not None and previous > now:
+                raise self._refuse(envelope, "was already handled by this process (a replay)", kid)
+            # Forget expired ids from the old end, then the oldest beyond the size cap.
+            while seen:
+                oldest_id, oldest_until = next(iter(seen.items()))
+                if oldest_until > now and len(seen) < self.replay_cache_size:
+                    break
+                del seen[oldest_id]
+            seen[envelope.id] = until
+
+    def outgoing_response(self, envelope: Envelope, response: Response) -> Response:
+        if envelope.reply_to is None:  # nobody reads the reply of a no-wait call
+            return response
+        try:
+            sig = self._digest(self.kid, self._reply_material(self.kid, envelope, response))
+        except TypeError as exc:
+            log.error("handler for %r returned a value that is not JSON: %s", envelope.key, exc)
+            response = Response.error(
+                "TypeError",
+                f"handler for {envelope.key!r} returned a value that cannot be encoded as JSON: "
+                f"{exc}",
+            )
+            sig = self._digest(self.kid, self._reply_material(self.kid, envelope, response))
+        response.signature = {"kid": self.kid, "sig": sig}
+        return response

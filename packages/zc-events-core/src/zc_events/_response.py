@@ -11,19 +11,23 @@ from ._exceptions import EnvelopeError, RemoteError
 __all__ = ["Response", "error_from_exception"]
 
 
-def error_from_exception(exc: BaseException) -> dict[str, Any]:
-    """Describe an exception as a wire error: ``{type, message, trace}``."""
-    return {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "trace": "".join(traceback.format_exception(exc)),
-    }
+def error_from_exception(exc: BaseException, *, trace: bool = False) -> dict[str, Any]:
+    """Describe an exception as a wire error: ``{type, message}``, plus ``trace`` (the formatted
+    traceback) when ``trace`` is true (the ``ZC_EVENTS_SEND_TRACEBACKS`` setting)."""
+    error = {"type": type(exc).__name__, "message": str(exc)}
+    if trace:
+        error["trace"] = "".join(traceback.format_exception(exc))
+    return error
 
 
 class Response:
-    """The outcome of a call: ``data``, ``has_errors``, ``errors`` and an optional ``status``."""
+    """The outcome of a call: ``data``, ``has_errors``, ``errors`` and an optional ``status``.
 
-    __slots__ = ("data", "errors", "has_errors", "status")
+    ``signature`` is set on replies signed by ``hmac_signing`` (on the wire: a ``signature``
+    field that readers without signing ignore).
+    """
+
+    __slots__ = ("data", "errors", "has_errors", "signature", "status")
 
     def __init__(
         self,
@@ -36,11 +40,14 @@ class Response:
         self.errors: list[dict[str, Any]] = list(errors) if errors else []
         self.has_errors: bool = bool(self.errors) if has_errors is None else bool(has_errors)
         self.status = status
+        self.signature: dict[str, Any] | None = None
 
     @classmethod
-    def from_exception(cls, exc: BaseException, status: int | None = None) -> Response:
-        """An error response describing ``exc``."""
-        return cls(None, True, [error_from_exception(exc)], status)
+    def from_exception(
+        cls, exc: BaseException, status: int | None = None, *, trace: bool = False
+    ) -> Response:
+        """An error response describing ``exc`` (with its traceback only when ``trace``)."""
+        return cls(None, True, [error_from_exception(exc, trace=trace)], status)
 
     @classmethod
     def error(cls, type_: str, message: str, status: int | None = None, **extra: Any) -> Response:
@@ -67,6 +74,8 @@ class Response:
         }
         if self.status is not None:
             out["status"] = self.status
+        if self.signature is not None:
+            out["signature"] = self.signature
         return out
 
     def encode(self) -> bytes:
@@ -87,14 +96,21 @@ class Response:
         status = obj.get("status")
         if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
             raise EnvelopeError("response field 'status' must be an int", "status")
-        return cls(obj.get("data"), has_errors, errors, status)
+        response = cls(obj.get("data"), has_errors, errors, status)
+        signature = obj.get("signature")
+        if signature is not None:
+            if not isinstance(signature, dict):
+                raise EnvelopeError("response field 'signature' must be an object", "signature")
+            response.signature = signature
+        return response
 
     @classmethod
     def decode(cls, raw: bytes | str) -> Response:
         """Parse and validate wire bytes."""
         try:
+            _json.check_depth(raw)
             obj = _json.loads(raw)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, RecursionError) as exc:
             raise EnvelopeError(f"response is not valid JSON: {exc}") from exc
         return cls.from_dict(obj)
 

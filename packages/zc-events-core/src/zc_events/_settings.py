@@ -16,8 +16,9 @@ from typing import Any
 
 from . import _json
 from ._exceptions import ConfigurationError
+from ._mask import is_secret_name, mask_secrets
 
-__all__ = ["SHORT_NAMES", "Settings"]
+__all__ = ["DEFAULT_MAX_MESSAGE_BYTES", "SHORT_NAMES", "Settings"]
 
 #: ``configure()`` short names and the settings they stand for.
 SHORT_NAMES: dict[str, str] = {
@@ -28,12 +29,19 @@ SHORT_NAMES: dict[str, str] = {
     "middleware": "ZC_EVENTS_MIDDLEWARE",
     "middleware_options": "ZC_EVENTS_MIDDLEWARE_OPTIONS",
     "service_name": "SERVICE_NAME",
+    "send_tracebacks": "ZC_EVENTS_SEND_TRACEBACKS",
+    "max_message_bytes": "ZC_EVENTS_MAX_MESSAGE_BYTES",
+    "log_messages": "ZC_EVENTS_LOG_MESSAGES",
 }
 
 DEFAULT_BACKEND = "memory"
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
 
 _MISSING: Any = object()
 
@@ -135,9 +143,10 @@ class Settings:
         if kind is list and isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, kind):
+            shown = "***" if is_secret_name(name) else repr(mask_secrets(value))
             raise ConfigurationError(
                 f"setting {name} (from {source}) must be a {kind.__name__}, "
-                f"got {type(value).__name__}: {value!r}"
+                f"got {type(value).__name__}: {shown}"
             )
         return value
 
@@ -147,8 +156,25 @@ class Settings:
         if value is default:
             return value
         if not isinstance(value, str) or not value:
-            raise ConfigurationError(f"setting {name} must be a non-empty string, got {value!r}")
+            shown = "***" if is_secret_name(name) else repr(mask_secrets(value))
+            raise ConfigurationError(f"setting {name} must be a non-empty string, got {shown}")
         return value
+
+    def get_bool(self, name: str, default: bool) -> bool:
+        """A boolean setting: a bool, or in the environment 1/0, true/false, yes/no, on/off."""
+        value, source = self.lookup(name)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigurationError(
+            f"setting {name} (from {source}) must be true or false (1/0, yes/no, on/off), "
+            f"got {value!r}"
+        )
 
     def get_dict(self, name: str) -> dict[str, Any]:
         """A dict setting (JSON in the environment); ``{}`` when unset."""
@@ -206,6 +232,40 @@ class Settings:
     def middleware_options(self) -> dict[str, Any]:
         """Per-middleware keyword options (``ZC_EVENTS_MIDDLEWARE_OPTIONS``)."""
         return self.get_dict("ZC_EVENTS_MIDDLEWARE_OPTIONS")
+
+    @property
+    def send_tracebacks(self) -> bool:
+        """Put the server's traceback in error responses (``ZC_EVENTS_SEND_TRACEBACKS``).
+
+        Off by default; when it is not set, Django's ``DEBUG`` decides.
+        """
+        value, _ = self.lookup("ZC_EVENTS_SEND_TRACEBACKS")
+        if value is _MISSING:
+            dj = self._django_settings()
+            return bool(getattr(dj, "DEBUG", False)) if dj is not None else False
+        return self.get_bool("ZC_EVENTS_SEND_TRACEBACKS", False)
+
+    @property
+    def log_messages(self) -> bool:
+        """One INFO line per handled message (``ZC_EVENTS_LOG_MESSAGES``, default on)."""
+        return self.get_bool("ZC_EVENTS_LOG_MESSAGES", True)
+
+    @property
+    def max_message_bytes(self) -> int:
+        """Largest encoded message sent or accepted (``ZC_EVENTS_MAX_MESSAGE_BYTES``, 16 MiB)."""
+        value, source = self.lookup("ZC_EVENTS_MAX_MESSAGE_BYTES")
+        if value is _MISSING:
+            return DEFAULT_MAX_MESSAGE_BYTES
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if isinstance(value, bool) or number <= 0 or (isinstance(value, float) and value != number):
+            raise ConfigurationError(
+                f"setting ZC_EVENTS_MAX_MESSAGE_BYTES (from {source}) must be a positive "
+                f"number of bytes, got {value!r}"
+            )
+        return number
 
     @property
     def service_name(self) -> str:

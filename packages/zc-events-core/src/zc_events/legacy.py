@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from . import _json
 from ._envelope import METHODS, Envelope, validate_key
@@ -35,6 +35,7 @@ __all__ = [
     "EMBED",
     "EVENT_TASK",
     "RESPONSE_TTL",
+    "LegacyEnvelope",
     "LegacyPublish",
     "LegacyRequest",
     "build_payload",
@@ -45,6 +46,7 @@ __all__ = [
     "parse_request",
     "parse_task",
     "push_reply",
+    "response_dict",
     "wait_reply",
 ]
 
@@ -105,6 +107,14 @@ class LegacyPublish:
 
     body: bytes
     properties: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LegacyEnvelope(Envelope):
+    """An envelope read off the legacy wire, which carries no deadline, sent_at or priority:
+    the decoder fills them in (priority 9 when waiting, else 0; sent_at the time of reading)."""
+
+    uncarried: ClassVar[frozenset[str]] = frozenset({"deadline", "sent_at", "priority"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +253,7 @@ def parse_task(
                 "legacy payload field 'response_key' must be a non-empty string or null",
                 "reply_to",
             )
-        envelope = Envelope(
+        envelope = LegacyEnvelope(
             key,
             _method(backend.get("method")),
             payload.get("data"),
@@ -262,7 +272,9 @@ def parse_task(
     event_headers: dict[str, Any] = {}
     if len(args) > 1:
         event_headers[EVENT_ARGS_HEADER] = list(args[1:])
-    envelope = Envelope(key, "POST", data, event_headers, event_id, None, None, 0, time.time())
+    envelope = LegacyEnvelope(
+        key, "POST", data, event_headers, event_id, None, None, 0, time.time()
+    )
     return LegacyRequest(envelope, None, protocol, task)
 
 
@@ -274,8 +286,9 @@ def parse_request(body: bytes | str, headers: Mapping[str, Any] | None = None) -
     Raises :class:`EnvelopeError` naming what is wrong.
     """
     try:
+        _json.check_depth(body)
         obj = _json.loads(body)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise EnvelopeError(f"legacy message is not valid JSON: {exc}") from exc
     task = headers.get("task") if headers else None
     if task is not None:
@@ -312,26 +325,50 @@ def parse_request(body: bytes | str, headers: Mapping[str, Any] | None = None) -
     )
 
 
+def response_dict(response: Response) -> dict[str, Any]:
+    """``response.to_dict()`` with a ``trace`` key on every error (empty unless tracebacks are
+    sent): old clients read ``error['trace']`` and fail without it."""
+    out = response.to_dict()
+    if any("trace" not in error for error in response.errors):
+        out["errors"] = [
+            error if "trace" in error else {**error, "trace": ""} for error in response.errors
+        ]
+    return out
+
+
 def encode_response(response: Response, *, key: str | None = None) -> bytes:
-    """The reply bytes the old worker pushed: ``{"data", "has_errors", "errors"}`` (+ ``status``).
+    """The reply bytes the old worker pushed: ``{"data", "has_errors", "errors"}`` (+ ``status``,
+    + ``signature`` when signed). Every error has a ``trace`` key (empty unless tracebacks are
+    sent), as old clients expect.
 
     A result that is not JSON becomes an error response naming the handler ``key``, as on the
     native transports.
     """
     try:
-        return dumps_legacy(response.to_dict())
+        return dumps_legacy(response_dict(response))
     except TypeError as exc:
         handler = f"handler for {key!r}" if key else "handler"
         return dumps_legacy(
-            Response.error(
-                "TypeError", f"{handler} returned a value that cannot be encoded as JSON: {exc}"
-            ).to_dict()
+            response_dict(
+                Response.error(
+                    "TypeError",
+                    f"{handler} returned a value that cannot be encoded as JSON: {exc}",
+                )
+            )
         )
 
 
 def decode_response(raw: bytes | str) -> Response:
-    """Read a reply pushed by an old or a new worker; raises :class:`EnvelopeError` if malformed."""
-    return Response.decode(raw)
+    """Read a reply pushed by an old or a new worker; raises :class:`EnvelopeError` if malformed.
+
+    The empty ``trace`` that :func:`encode_response` adds for old clients is removed again.
+    """
+    response = Response.decode(raw)
+    if any(error.get("trace") == "" for error in response.errors):
+        response.errors = [
+            {k: v for k, v in error.items() if k != "trace" or v != ""} for error in response.errors
+        ]
+    return response
 
 
 def push_reply(redis_client: Any, response_key: str, body: bytes, ttl: int = RESPONSE_TTL) -> None:

@@ -372,7 +372,10 @@ def _exception_response(
         exc_info=exc,
     )
     signals.got_request_exception.send(sender=ViewHandler, request=http_request)
-    return zc_events.Response.from_exception(exc, status=500)
+    # The traceback goes to the caller only with ZC_EVENTS_SEND_TRACEBACKS (or DEBUG when unset).
+    return zc_events.Response.from_exception(
+        exc, status=500, trace=zc_events.get_settings().send_tracebacks
+    )
 
 
 def response_from_django(http_response: Any, http_request: Any = None) -> zc_events.Response:

@@ -114,6 +114,7 @@ class LegacyRabbitMQBackend(RabbitMQBase):
 
     def _outgoing(self, envelope: Envelope, response_key: str | None) -> Outgoing:
         message = legacy.build_request(envelope, response_key)
+        self.check_size(envelope, message.body)
         return Outgoing(
             self.events_exchange, "", message.body, pika.BasicProperties(**message.properties)
         )
@@ -125,7 +126,8 @@ class LegacyRabbitMQBackend(RabbitMQBase):
         message is mandatory, so when no queue at all is bound to the exchange the timeout
         becomes NoRouteError.
         """
-        response_key = new_id()
+        # Keep a reply address the client chose (a signature covers it), else pick one.
+        response_key = envelope.reply_to or new_id()
         envelope.reply_to = response_key
         message = self._outgoing(envelope, response_key)
         left = envelope.time_left()
@@ -189,7 +191,7 @@ class LegacyRabbitMQBackend(RabbitMQBase):
 def _encode(envelope: Envelope, response: Response) -> bytes:
     """The legacy reply bytes; a result that is not JSON becomes an error naming the key."""
     try:
-        return legacy.dumps_legacy(response.to_dict())
+        return legacy.dumps_legacy(legacy.response_dict(response))
     except TypeError as exc:
         log.error("handler for %r returned a value that is not JSON: %s", envelope.key, exc)
         return legacy.encode_response(

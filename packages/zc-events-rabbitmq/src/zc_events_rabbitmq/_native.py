@@ -103,8 +103,10 @@ class RabbitMQBackend(RabbitMQBase):
         """Publish ``envelope`` (mandatory, expiring at its deadline) and wait for the reply."""
         key = envelope.key
         _check_routing_key(key)
-        envelope.reply_to = REPLY_TO
-        body = envelope.encode()
+        # The reply goes to the AMQP reply_to property; the envelope field only says that a
+        # reply is due, and keeps what the client set (a signature covers it).
+        envelope.reply_to = envelope.reply_to or REPLY_TO
+        body = self.check_size(envelope, envelope.encode())
         left = envelope.time_left()
         wait = timeout if left is None else min(timeout, left)
         if wait <= 0:
@@ -142,7 +144,7 @@ class RabbitMQBackend(RabbitMQBase):
         return Outgoing(
             self.exchange,
             envelope.key,
-            envelope.encode(),
+            self.check_size(envelope, envelope.encode()),
             pika.BasicProperties(
                 content_type=CONTENT_TYPE,
                 delivery_mode=PERSISTENT,

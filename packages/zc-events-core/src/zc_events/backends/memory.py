@@ -117,7 +117,7 @@ class MemoryBackend(Backend):
                         self._idle.notify_all()
 
     def _route(self, envelope: Envelope) -> bytes:
-        body = envelope.encode()
+        body = self.check_size(envelope, envelope.encode())
         if not self.dispatcher.handles(envelope.key):
             raise NoRouteError(f"no handler is registered for key {envelope.key!r}", envelope.key)
         self._ensure_started()
@@ -125,7 +125,7 @@ class MemoryBackend(Backend):
 
     # -- client side -----------------------------------------------------------------------
     def request(self, envelope: Envelope, timeout: float) -> Response:
-        envelope.reply_to = "memory"
+        envelope.reply_to = envelope.reply_to or "memory"  # keep what the client set (signed)
         body = self._route(envelope)
         if self.inline:
             raw = self.dispatcher.handle(body)
