@@ -326,8 +326,8 @@ class AsyncRabbitMQBackend(_AioBase):
         """Publish ``envelope`` (mandatory, expiring at its deadline) and await the reply."""
         key = envelope.key
         _check_routing_key(key)
-        envelope.reply_to = REPLY_TO
-        body = envelope.encode()
+        envelope.reply_to = envelope.reply_to or REPLY_TO  # keep what the client set (signed)
+        body = self.sync.check_size(envelope, envelope.encode())
         left = envelope.time_left()
         wait = timeout if left is None else min(timeout, left)
         if wait <= 0:
@@ -369,7 +369,7 @@ class AsyncRabbitMQBackend(_AioBase):
         return (
             self.exchange,
             envelope.key,
-            envelope.encode(),
+            self.sync.check_size(envelope, envelope.encode()),
             spec.Basic.Properties(
                 content_type=CONTENT_TYPE,
                 delivery_mode=PERSISTENT,
@@ -431,6 +431,7 @@ class AsyncLegacyRabbitMQBackend(_AioBase):
 
     def _outgoing_for(self, envelope: Envelope, response_key: str | None) -> Message:
         message = legacy.build_request(envelope, response_key)
+        self.sync.check_size(envelope, message.body)
         return (
             self.events_exchange,
             "",
@@ -444,7 +445,7 @@ class AsyncLegacyRabbitMQBackend(_AioBase):
 
     async def request(self, envelope: Envelope, timeout: float) -> Response:
         """Publish the old request message and BLPOP its Redis reply list."""
-        response_key = str(uuid.uuid4())
+        response_key = envelope.reply_to or str(uuid.uuid4())  # keep the client's (signed)
         envelope.reply_to = response_key
         exchange, routing_key, body, properties = self._outgoing_for(envelope, response_key)
         left = envelope.time_left()
