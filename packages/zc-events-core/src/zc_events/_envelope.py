@@ -44,10 +44,10 @@ def new_id() -> str:
 
 def validate_key(key: object) -> str:
     """Return ``key`` if it is a valid handler key, else raise :class:`EnvelopeError`."""
-    if key in _valid_keys:
-        return key
     if not isinstance(key, str):
         raise EnvelopeError(f"key must be a string, got {type(key).__name__}", "key")
+    if key in _valid_keys:
+        return key
     if not key:
         raise EnvelopeError("key must not be empty", "key")
     if len(key) > MAX_KEY_LENGTH:
@@ -183,7 +183,7 @@ class Envelope:
             raise EnvelopeError("field 'id' must be a non-empty string", "id")
         key = validate_key(obj["key"])
         method = obj["method"]
-        if method not in METHODS:
+        if not isinstance(method, str) or method not in METHODS:
             raise EnvelopeError(
                 f"field 'method' must be one of {sorted(METHODS)}, got {method!r}", "method"
             )
