@@ -1,0 +1,310 @@
+"""The ``redis`` backend: the client side (publish, wait for replies) and the worker entry."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+import redis.exceptions
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from zc_events import (
+    Backend,
+    ConfigurationError,
+    Dispatcher,
+    Envelope,
+    NoRouteError,
+    PublishError,
+    RequestTimeout,
+    Response,
+    Settings,
+    batch_error,
+)
+
+from ._common import DEFAULT_PREFIX, DEFAULT_URL, PUBLISH_SCRIPT, Options, describe_url
+
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "RedisBackend"]
+
+log = logging.getLogger("zc_events.redis")
+
+#: Errors after which a fresh connection may succeed.
+CONNECTION_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+AUTH_ERRORS = (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)
+
+
+def connect(options: Options, role: str, *, retries: int = 3) -> redis.Redis:
+    """A redis-py client for ``role`` (named in ``CLIENT LIST``), with bounded retries."""
+    name = f"{options.client_name or 'zc-events'}:{role}:{os.getpid()}"
+    return redis.Redis.from_url(
+        options.url,
+        client_name=name,
+        socket_connect_timeout=5,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
+        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
+    )
+
+
+def publish_result(key: str, result: Any, maxlen: int) -> None:
+    """Raise for what :data:`PUBLISH_SCRIPT` returns when it did not publish."""
+    if isinstance(result, bytes | str):
+        return
+    if isinstance(result, list):
+        group = result[0].decode(errors="replace") if isinstance(result[0], bytes) else result[0]
+        raise PublishError(
+            f"the stream of key {key!r} is full: service {group!r} has {result[1]} unread "
+            f"messages (maxlen {maxlen}); start more workers or raise the 'maxlen' option"
+        )
+    raise NoRouteError(f"no service handles key {key!r} (no consumer group reads its stream)", key)
+
+
+class _Waiter:
+    """One pending request: the reader thread fills ``body`` and releases the lock."""
+
+    __slots__ = ("body", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.body: bytes | None = None
+
+
+class ReplyReader:
+    """The one background thread of a client process that pops its reply list and hands each
+    reply to the waiting call with the same envelope id. Replies nobody waits for (the call
+    timed out) are dropped."""
+
+    def __init__(self, options: Options) -> None:
+        self.name = options.names.reply(uuid.uuid4().hex)
+        self.pid = os.getpid()
+        self._options = options
+        self._waiters: dict[str, _Waiter] = {}
+        self._closed = False
+        self._redis = connect(options, "replies", retries=0)
+        self._thread = threading.Thread(target=self._run, name="zc-events-redis-replies")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def expect(self, envelope_id: str) -> _Waiter:
+        waiter = self._waiters[envelope_id] = _Waiter()
+        return waiter
+
+    def forget(self, envelope_id: str) -> None:
+        self._waiters.pop(envelope_id, None)
+
+    def _run(self) -> None:
+        delay = 0.05
+        while not self._closed:
+            try:
+                item = self._redis.blpop([self.name], timeout=1)
+                delay = 0.05
+            except CONNECTION_ERRORS as exc:
+                if self._closed:
+                    return
+                log.warning("reply reader: Redis connection failed (%r); retrying", exc)
+                threading.Event().wait(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            except Exception:  # keep the reader alive: every waiting call depends on it
+                log.exception("reply reader: unexpected error")
+                threading.Event().wait(delay)
+                continue
+            if item is None:
+                continue
+            envelope_id, _, body = item[1].partition(b"\n")
+            waiter = self._waiters.pop(envelope_id.decode(errors="replace"), None)
+            if waiter is not None:
+                waiter.body = body
+                waiter.lock.release()
+
+    def close(self, wake: redis.Redis) -> None:
+        self._closed = True
+        try:  # wake the reader from BLPOP, then forget any leftover replies
+            wake.rpush(self.name, b"\n")
+            self._thread.join(5)
+            wake.delete(self.name)
+        except CONNECTION_ERRORS:
+            pass
+        self._redis.close()
+
+
+class RedisBackend(Backend):
+    """Redis Streams transport with consumer groups.
+
+    Options (``ZC_EVENTS_BACKEND_OPTIONS``; every one is optional):
+
+    - ``url``: Redis URL (default the ``ZC_EVENTS_REDIS_URL`` setting, else
+      ``redis://127.0.0.1:6379/0``).
+    - ``prefix``: prefix of every Redis key (default ``zc-events``).
+    - ``maxlen``: approximate length bound of each key's stream (default 100000). A publish
+      that would trim messages a service has not read yet fails with PublishError instead.
+    - ``reply_ttl``: seconds an unread reply is kept (default 60).
+    - ``client_name``: prefix of the connection names shown by ``CLIENT LIST``.
+
+    Worker options: ``queue`` (the consumer group, default ``SERVICE_NAME``), ``concurrency``
+    (threads, each with its own connection, default 4), ``prefetch`` (entries per read, default
+    10), ``block`` (seconds a read blocks, default 1; also how soon SIGTERM is noticed),
+    ``claim_idle`` (seconds after which a message another consumer left unacknowledged is
+    claimed, default 60; keep it above your slowest handler), ``max_deliveries`` (a message
+    delivered more often is dead-lettered, default 5).
+    """
+
+    name = "redis"
+
+    def __init__(self, *, settings: Settings | None = None, **options: Any) -> None:
+        known = {k: options.pop(k) for k in list(options) if k in _OPTION_NAMES}
+        super().__init__(settings=settings, **options)
+        self.options = Options(self.settings, **known)
+        self._redis = connect(self.options, "client")
+        self._publish = self._redis.register_script(PUBLISH_SCRIPT)
+        self._reader: ReplyReader | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def async_backend_class(cls) -> Any:
+        """The native asyncio backend (``redis.asyncio``)."""
+        from ._async import AsyncRedisBackend
+
+        return AsyncRedisBackend
+
+    @property
+    def url(self) -> str:
+        return self.options.url
+
+    @property
+    def queue(self) -> str:
+        """The consumer group the worker reads with (option ``queue``, else ``SERVICE_NAME``)."""
+        return self.options.queue or self.settings.service_name
+
+    # -- client side ------------------------------------------------------------------------
+    def _fail(self, what: str, exc: BaseException) -> Exception:
+        if isinstance(exc, AUTH_ERRORS):
+            return ConfigurationError(
+                f"Redis at {describe_url(self.url)} refused the credentials: {exc} "
+                "(check the 'url' option or ZC_EVENTS_REDIS_URL)"
+            )
+        return PublishError(f"{what}: Redis at {describe_url(self.url)} failed: {exc!r}")
+
+    def _replies(self) -> ReplyReader:
+        reader = self._reader
+        if reader is None or reader.pid != os.getpid():
+            with self._lock:
+                if self._closed:
+                    raise PublishError("the redis backend is closed")
+                reader = self._reader
+                if reader is None or reader.pid != os.getpid():
+                    reader = self._reader = ReplyReader(self.options)
+        return reader
+
+    def request(self, envelope: Envelope, timeout: float) -> Response:
+        """Add ``envelope`` to its key's stream and wait for the reply on this process's list."""
+        key = envelope.key
+        left = envelope.time_left()
+        wait = timeout if left is None else min(timeout, left)
+        if wait <= 0:
+            raise RequestTimeout(
+                f"{envelope.method} {key!r}: the deadline passed before it was sent", key, timeout
+            )
+        reader = self._replies()
+        envelope.reply_to = reader.name
+        body = envelope.encode()
+        waiter = reader.expect(envelope.id)
+        try:
+            try:
+                result = self._publish(
+                    keys=[self.options.names.stream(key)], args=[self.options.maxlen, body]
+                )
+            except redis.exceptions.RedisError as exc:
+                raise self._fail(f"{envelope.method} {key!r}", exc) from exc
+            publish_result(key, result, self.options.maxlen)
+            if not waiter.lock.acquire(timeout=wait):
+                raise RequestTimeout(
+                    f"no reply to {envelope.method} {key!r} within {timeout:g} s", key, timeout
+                )
+        finally:
+            reader.forget(envelope.id)
+        assert waiter.body is not None
+        return Response.decode(waiter.body)
+
+    def send(self, envelope: Envelope) -> None:
+        """Add ``envelope`` to its key's stream; NoRouteError when nobody handles the key."""
+        envelope.reply_to = None
+        body = envelope.encode()
+        try:
+            result = self._publish(
+                keys=[self.options.names.stream(envelope.key)], args=[self.options.maxlen, body]
+            )
+        except redis.exceptions.RedisError as exc:
+            raise self._fail(f"{envelope.method} {envelope.key!r}", exc) from exc
+        publish_result(envelope.key, result, self.options.maxlen)
+
+    def send_many(self, envelopes: Sequence[Envelope]) -> None:
+        """Publish all in one pipeline (one round trip); PublishError names the failures."""
+        if not envelopes:
+            return
+        bodies = []
+        for envelope in envelopes:
+            envelope.reply_to = None
+            bodies.append(envelope.encode())
+        pipe = self._redis.pipeline(transaction=False)
+        for envelope, body in zip(envelopes, bodies, strict=True):
+            self._publish(
+                keys=[self.options.names.stream(envelope.key)],
+                args=[self.options.maxlen, body],
+                client=pipe,
+            )
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except redis.exceptions.RedisError as exc:
+            raise self._fail(f"a batch of {len(envelopes)} messages", exc) from exc
+        failed: list[tuple[Envelope, BaseException]] = []
+        for envelope, result in zip(envelopes, results, strict=True):
+            try:
+                if isinstance(result, Exception):
+                    raise self._fail(f"{envelope.method} {envelope.key!r}", result)
+                publish_result(envelope.key, result, self.options.maxlen)
+            except Exception as exc:
+                failed.append((envelope, exc))
+        if failed:
+            raise batch_error(failed, len(envelopes))
+
+    # -- server side ------------------------------------------------------------------------
+    def serve(self, dispatcher: Dispatcher | None = None) -> None:
+        """Read the streams of every handled key in this service's consumer group until
+        :meth:`stop`, then finish the message in hand. See :class:`zc_events_redis.Worker`."""
+        from ._worker import Worker
+
+        dispatcher = dispatcher if dispatcher is not None else self.default_dispatcher()
+        Worker(self.options, self.queue, dispatcher).run(self._stopping)
+
+    def close(self) -> None:
+        """Stop the reply reader, delete this process's reply list, close connections."""
+        with self._lock:
+            self._closed = True
+            reader, self._reader = self._reader, None
+        if reader is not None and reader.pid == os.getpid():
+            reader.close(self._redis)
+        self._redis.close()
+
+
+_OPTION_NAMES = frozenset(
+    {
+        "url",
+        "prefix",
+        "queue",
+        "concurrency",
+        "prefetch",
+        "maxlen",
+        "block",
+        "claim_idle",
+        "max_deliveries",
+        "reply_ttl",
+        "client_name",
+    }
+)

@@ -1,0 +1,325 @@
+"""The worker: consumer threads reading the service's streams in its consumer group.
+
+Each of ``concurrency`` threads owns one connection and one consumer name, and loops:
+
+1. every ``claim_idle / 2`` seconds, ``XAUTOCLAIM`` the entries other consumers of the group
+   left unacknowledged for ``claim_idle`` seconds (a worker killed with ``kill -9``), and
+   handle them; an entry delivered more than ``max_deliveries`` times is dead-lettered instead;
+2. ``XREADGROUP ... COUNT prefetch BLOCK block STREAMS <every key's stream> >``;
+3. for each entry: decode and check it, dispatch, push the reply, then ``XACK`` (reply and
+   acknowledgement leave in one pipelined round trip, in that order).
+
+Anything that cannot be decoded or dispatched, and failed no-wait work, moves to the service's
+dead-letter stream with the reason. On :meth:`Worker.stop` each thread finishes the entry in
+hand and leaves the rest of its read pending, marked idle so that live consumers claim them at
+their next pass; Redis going away makes a thread reconnect with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from typing import Any
+
+import redis
+import redis.exceptions
+
+from zc_events import ConfigurationError, Dispatcher, Envelope, EnvelopeError
+
+from ._backend import AUTH_ERRORS, CONNECTION_ERRORS, connect
+from ._common import FIELD, Options, describe_url
+
+__all__ = ["Worker"]
+
+log = logging.getLogger("zc_events.redis.worker")
+
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 10.0
+#: Idle time (ms) given to entries a stopping consumer leaves pending, so that any live
+#: consumer's next XAUTOCLAIM takes them at once.
+HAND_BACK_IDLE_MS = 10 * 365 * 24 * 3600 * 1000
+
+
+class _Fatal(Exception):
+    """A problem reconnecting cannot fix."""
+
+
+class Worker:
+    """Serves ``dispatcher``'s keys in consumer group ``group`` until ``stopping`` is set."""
+
+    def __init__(self, options: Options, group: str, dispatcher: Dispatcher) -> None:
+        self.options = options
+        self.group = group
+        self.dispatcher = dispatcher
+        self.keys = dispatcher.keys()
+        names = options.names
+        self.streams = {names.stream(key): key for key in self.keys}
+        self.dead = names.dead(group)
+        self.fatal: BaseException | None = None
+        self._stopping = threading.Event()
+        self._consumer_base = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+    def run(self, stopping: threading.Event) -> None:
+        """Consume until ``stopping`` is set, then finish the entries in hand and return."""
+        self._stopping = stopping
+        log.info(
+            "consuming %d stream(s) as group %r at %s with %d thread(s), prefetch %d",
+            len(self.streams),
+            self.group,
+            describe_url(self.options.url),
+            self.options.concurrency,
+            self.options.prefetch,
+        )
+        threads = [
+            threading.Thread(target=self._thread, args=(n,), name=f"zc-events-redis-{n}")
+            for n in range(self.options.concurrency)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            while not stopping.is_set() and any(t.is_alive() for t in threads):
+                stopping.wait(0.5)
+        finally:
+            stopping.set()
+            for t in threads:
+                t.join()
+        if self.fatal is not None:
+            raise self.fatal
+        log.info("stopped consuming group %r", self.group)
+
+    # -- one consumer thread -------------------------------------------------------------------
+    def _thread(self, n: int) -> None:
+        delay = BACKOFF_FIRST
+        consumer = f"{self._consumer_base}-{n}"
+        while not self._stopping.is_set():
+            conn = connect(self.options, f"worker-{n}", retries=0)
+            consuming = threading.Event()
+            try:
+                self._consume(conn, consumer, consuming)
+                return
+            except AUTH_ERRORS as exc:
+                self.fatal = ConfigurationError(
+                    f"Redis at {describe_url(self.options.url)} refused the credentials: {exc} "
+                    "(check the 'url' option or ZC_EVENTS_REDIS_URL)"
+                )
+                self._stopping.set()
+                return
+            except _Fatal as exc:
+                self.fatal = exc.__cause__ or exc
+                self._stopping.set()
+                return
+            except Exception as exc:
+                if self._stopping.is_set():
+                    return
+                if consuming.is_set():  # it worked for a while: start the backoff afresh
+                    delay = BACKOFF_FIRST
+                wait = delay * random.uniform(0.8, 1.2)
+                if isinstance(exc, CONNECTION_ERRORS):
+                    log.warning(
+                        "thread %d: Redis connection failed (%s); reconnecting in %.1f s",
+                        n,
+                        exc,
+                        wait,
+                    )
+                else:  # a bug: keep the worker alive, but say so loudly
+                    log.exception("thread %d: unexpected error; reconnecting in %.1f s", n, wait)
+                self._stopping.wait(wait)
+                delay = min(delay * 2, BACKOFF_MAX)
+            finally:
+                conn.close()
+
+    def _create_groups(self, conn: redis.Redis) -> None:
+        """Create this service's group on every key's stream (idempotent; on every connect, as
+        a restarted Redis without persistence has forgotten them)."""
+        pipe = conn.pipeline(transaction=False)
+        for stream in self.streams:
+            pipe.xgroup_create(stream, self.group, id="$", mkstream=True)
+        for stream, result in zip(self.streams, pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(result, Exception) and "BUSYGROUP" not in str(result):
+                if isinstance(result, CONNECTION_ERRORS):
+                    raise result
+                raise _Fatal() from ConfigurationError(
+                    f"cannot create consumer group {self.group!r} on stream {stream!r}: {result} "
+                    "(a key of that name exists and is not a stream: delete it or choose "
+                    "another 'prefix')"
+                )
+
+    def _consume(self, conn: redis.Redis, consumer: str, consuming: threading.Event) -> None:
+        self._create_groups(conn)
+        consuming.set()
+        opts = self.options
+        streams: dict[Any, Any] = dict.fromkeys(self.streams, ">")
+        block_ms = max(1, int(opts.block * 1000))
+        claim_every = min(max(opts.claim_idle / 2, 0.05), 30.0)
+        next_claim = 0.0
+        while not self._stopping.is_set():
+            if time.monotonic() >= next_claim:
+                self._reclaim(conn, consumer)
+                next_claim = time.monotonic() + claim_every
+                if self._stopping.is_set():
+                    break
+            read = conn.xreadgroup(
+                self.group, consumer, streams, count=opts.prefetch, block=block_ms
+            )
+            for stream, entries in read or ():
+                self._handle_all(conn, consumer, stream.decode(), entries, None)
+        self._leave(conn, consumer)
+
+    def _handle_all(
+        self,
+        conn: redis.Redis,
+        consumer: str,
+        stream: str,
+        entries: list[Any],
+        deliveries: dict[bytes, int] | None,
+    ) -> None:
+        for i, (entry_id, fields) in enumerate(entries):
+            if self._stopping.is_set():
+                self._hand_back(conn, consumer, stream, [e for e, _ in entries[i:]])
+                return
+            count = 1 if deliveries is None else deliveries.get(entry_id, 1)
+            self._handle(conn, stream, entry_id, fields, count)
+
+    def _hand_back(self, conn: redis.Redis, consumer: str, stream: str, ids: list[bytes]) -> None:
+        """Leave ``ids`` pending, idle for long, so live consumers claim them at their next pass
+        (JUSTID: the hand-back does not count as a delivery)."""
+        conn.xclaim(
+            stream, self.group, consumer, 0, ids, idle=HAND_BACK_IDLE_MS, justid=True
+        )
+        log.info("left %d message(s) of %r pending for other consumers", len(ids), stream)
+
+    def _leave(self, conn: redis.Redis, consumer: str) -> None:
+        """On a clean stop, delete this consumer from the group if nothing is pending on it."""
+        try:
+            for stream in self.streams:
+                summary = conn.xpending_range(stream, self.group, "-", "+", 1, consumer)
+                if not summary:
+                    conn.xgroup_delconsumer(stream, self.group, consumer)
+        except CONNECTION_ERRORS:
+            log.debug("could not delete consumer %r on stop", consumer, exc_info=True)
+
+    def _reclaim(self, conn: redis.Redis, consumer: str) -> None:
+        """Claim and handle what other consumers left unacknowledged for ``claim_idle``."""
+        idle_ms = max(1, int(self.options.claim_idle * 1000))
+        for stream in self.streams:
+            start: Any = "0-0"
+            while not self._stopping.is_set():
+                result = conn.xautoclaim(
+                    stream, self.group, consumer, idle_ms, start, count=self.options.prefetch
+                )
+                start, entries = result[0], result[1]
+                entries = [e for e in entries if e is not None and e[1] is not None]
+                if entries:
+                    pending = conn.xpending_range(
+                        stream,
+                        self.group,
+                        entries[0][0],
+                        entries[-1][0],
+                        len(entries),
+                        consumer,
+                    )
+                    counts = {p["message_id"]: p["times_delivered"] for p in pending}
+                    log.warning(
+                        "claimed %d message(s) of %r that another consumer left unacknowledged",
+                        len(entries),
+                        stream,
+                    )
+                    self._handle_all(conn, consumer, stream, entries, counts)
+                if start in (b"0-0", "0-0"):
+                    break
+
+    # -- one entry -----------------------------------------------------------------------------
+    def _dead_letter(
+        self, conn: redis.Redis, stream: str, entry_id: bytes, body: bytes, reason: str, n: int
+    ) -> None:
+        log.error(
+            "dead-lettering message %s of %r to %r: %s",
+            entry_id.decode(),
+            stream,
+            self.dead,
+            reason,
+        )
+        pipe = conn.pipeline(transaction=True)
+        pipe.xadd(
+            self.dead,
+            {
+                "stream": stream,
+                "entry": entry_id,
+                "reason": reason,
+                "deliveries": n,
+                "body": body,
+                "at": repr(time.time()),
+            },
+            maxlen=self.options.maxlen,
+            approximate=True,
+        )
+        pipe.xack(stream, self.group, entry_id)
+        pipe.execute()
+
+    def _handle(
+        self, conn: redis.Redis, stream: str, entry_id: bytes, fields: dict[bytes, bytes], n: int
+    ) -> None:
+        """Handle one entry; whatever fails on it (but Redis itself) dead-letters it."""
+        try:
+            self._handle_entry(conn, stream, entry_id, fields, n)
+        except CONNECTION_ERRORS:
+            raise  # the entry stays pending; reconnecting and reclaiming retries it
+        except Exception as exc:
+            log.exception("message %s of %r could not be handled", entry_id.decode(), stream)
+            reason = f"could not be handled: {type(exc).__name__}: {exc}"
+            body = fields.get(FIELD) or b""
+            self._dead_letter(conn, stream, entry_id, body, reason, n)
+
+    def _handle_entry(
+        self, conn: redis.Redis, stream: str, entry_id: bytes, fields: dict[bytes, bytes], n: int
+    ) -> None:
+        body = fields.get(FIELD)
+        if n > self.options.max_deliveries:
+            reason = f"delivered {n} times (max_deliveries is {self.options.max_deliveries})"
+            return self._dead_letter(conn, stream, entry_id, body or b"", reason, n)
+        if body is None:
+            reason = f"the stream entry has no {FIELD.decode()!r} field (fields: {sorted(fields)})"
+            return self._dead_letter(conn, stream, entry_id, b"", reason, n)
+        try:
+            envelope = Envelope.decode(body)
+        except (EnvelopeError, ValueError, TypeError) as exc:
+            return self._dead_letter(conn, stream, entry_id, body, f"undecodable: {exc}", n)
+        if envelope.key != self.streams[stream]:
+            reason = f"its key {envelope.key!r} is not the key of the stream it was read from"
+            return self._dead_letter(conn, stream, entry_id, body, reason, n)
+        reply_to = envelope.reply_to
+        if reply_to is not None and not self.options.names.is_reply(reply_to):
+            reason = f"reply_to {reply_to[:80]!r} is not a reply list of this prefix"
+            return self._dead_letter(conn, stream, entry_id, body, reason, n)
+        if envelope.expired():
+            log.warning(
+                "skipping %s %r (id %s): its deadline passed %.3f s ago",
+                envelope.method,
+                envelope.key,
+                envelope.id,
+                -(envelope.time_left() or 0.0),
+            )
+            conn.xack(stream, self.group, entry_id)
+            return None
+        response = self.dispatcher.dispatch(envelope)
+        if reply_to is None:
+            if response.has_errors:
+                error = response.errors[0] if response.errors else {}
+                reason = (
+                    f"no-wait {envelope.method} failed: "
+                    f"{error.get('type', 'Error')}: {error.get('message', '')}"
+                )
+                return self._dead_letter(conn, stream, entry_id, body, reason, n)
+            conn.xack(stream, self.group, entry_id)
+            return None
+        reply = self.dispatcher.encode_response(envelope, response)
+        pipe = conn.pipeline(transaction=False)
+        pipe.rpush(reply_to, envelope.id.encode(errors="replace") + b"\n" + reply)
+        pipe.pexpire(reply_to, int(self.options.reply_ttl * 1000))
+        pipe.xack(stream, self.group, entry_id)
+        pipe.execute()
+        return None

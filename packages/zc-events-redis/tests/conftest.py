@@ -1,0 +1,208 @@
+"""Fixtures: real ``zc-events worker --backend redis`` subprocesses on the local Redis.
+
+Every test service has its own key prefix (with a uuid) and its own connection names; every key
+under the prefix is deleted afterwards, and fault tests kill only their own connections.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+HERE = Path(__file__).resolve().parent
+
+
+def unique(what: str) -> str:
+    return f"zc-events-test-{what}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Any]:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
+
+
+@dataclass
+class Worker:
+    """A ``zc-events worker`` subprocess."""
+
+    proc: subprocess.Popen[str]
+    log_path: Path
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM and wait; return the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"worker did not stop on SIGTERM within {timeout} s") from None
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@dataclass
+class Service:
+    """A service served by worker subprocesses, under a unique key prefix."""
+
+    name: str
+    prefix: str
+    client_name: str
+    tmp: Path
+    workers: list[Worker] = field(default_factory=list)
+
+    def options(self, **options: Any) -> dict[str, Any]:
+        return {"url": REDIS_URL, "prefix": self.prefix, **options}
+
+    def start(
+        self,
+        modules: tuple[str, ...] = ("zc_events.testing.handlers",),
+        extra_env: dict[str, str] | None = None,
+        **options: Any,
+    ) -> Worker:
+        log_path = self.tmp / f"worker-{len(self.workers)}.log"
+        opts = self.options(client_name=f"{self.client_name}-worker", **options)
+        env = {
+            **os.environ,
+            "ZC_EVENTS_BACKEND": "redis",
+            "ZC_EVENTS_BACKEND_OPTIONS": json.dumps(opts),
+            "SERVICE_NAME": self.name,
+            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+            **(extra_env or {}),
+        }
+        with log_path.open("w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "zc_events", "worker", *modules],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        worker = Worker(proc, log_path)
+        self.workers.append(worker)
+        return worker
+
+    def client(self, **options: Any) -> Any:
+        from zc_events import EventClient, Settings
+
+        opts = self.options(client_name=f"{self.client_name}-client", **options)
+        return EventClient("redis", settings=Settings({"SERVICE_NAME": self.name}), **opts)
+
+    def wait_ready(self, client: Any, key: str = "conformance.echo", timeout: float = 60) -> None:
+        """Call ``key`` until a worker answers."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.get(key, timeout=2)
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    logs = "\n".join(w.log for w in self.workers)
+                    raise AssertionError(f"no worker answered {key!r}; logs:\n{logs}") from None
+                for w in self.workers:
+                    if w.proc.poll() is not None:
+                        raise AssertionError(
+                            f"worker exited {w.proc.returncode}:\n{w.log}"
+                        ) from None
+                time.sleep(0.1)
+
+    def keys(self) -> list[bytes]:
+        import redis
+
+        with redis.Redis.from_url(REDIS_URL) as r:
+            return list(r.scan_iter(match=f"{self.prefix}:*", count=1000))
+
+    def cleanup(self) -> None:
+        import redis
+
+        for w in self.workers:
+            if w.proc.poll() is None:
+                w.proc.kill()
+                w.proc.wait()
+        with redis.Redis.from_url(REDIS_URL) as r:
+            keys = list(r.scan_iter(match=f"{self.prefix}:*", count=1000))
+            if keys:
+                r.delete(*keys)
+
+
+def make_service(tmp: Path) -> Service:
+    return Service(
+        name=unique("svc"), prefix=unique("prefix"), client_name=unique("conn"), tmp=tmp
+    )
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    """A fresh service (no worker started yet)."""
+    svc = make_service(tmp_path)
+    yield svc
+    svc.cleanup()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """One worker serving the conformance handlers."""
+    svc = make_service(tmp_path_factory.mktemp("served"))
+    svc.start(concurrency=4)
+    with svc.client() as client:
+        svc.wait_ready(client)
+    yield svc
+    svc.cleanup()
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., Any]:
+    """``wait_for(predicate, timeout, what)``: poll until true, else fail naming ``what``."""
+
+    def wait(predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            time.sleep(0.05)
+
+    return wait
+
+
+@pytest.fixture
+def kill_connections() -> Callable[[str], int]:
+    """``kill_connections(name_prefix)``: ``CLIENT KILL`` every connection whose name starts
+    with ``name_prefix`` (only this test's own); return how many."""
+    import redis
+
+    def kill(name_prefix: str) -> int:
+        with redis.Redis.from_url(REDIS_URL) as r:
+            ids = [
+                c["id"] for c in r.client_list() if str(c.get("name", "")).startswith(name_prefix)
+            ]
+            for client_id in ids:
+                r.client_kill_filter(_id=client_id)
+        return len(ids)
+
+    return kill

@@ -1,0 +1,31 @@
+"""Handlers for the redis fault tests, imported by worker subprocesses (PYTHONPATH=tests).
+
+``fault.log`` appends ``data["i"]`` to the file named by ``FAULT_LOG`` with one ``write()`` in
+append mode, so the record survives ``kill -9`` of the worker and threads do not mix lines.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import zc_events
+
+_fd = os.open(os.environ.get("FAULT_LOG", os.devnull), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+
+@zc_events.handler("fault.log")
+def log(request: zc_events.Request) -> None:
+    time.sleep(request.data.get("sleep", 0))
+    os.write(_fd, f"{request.data['i']}\n".encode())
+
+
+@zc_events.handler("fault.fail")
+def fail(request: zc_events.Request) -> None:
+    raise ValueError(f"failed on purpose: {request.data}")
+
+
+@zc_events.handler("fault.ping")
+def ping(request: zc_events.Request) -> dict[str, Any]:
+    return {"pong": request.data, "pid": os.getpid()}

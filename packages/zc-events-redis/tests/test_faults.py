@@ -1,0 +1,254 @@
+"""Fault tests: real Redis, real worker subprocesses, only our own keys and connections touched."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zc_events import Envelope, NoRouteError, PublishError
+
+pytestmark = pytest.mark.redis
+
+MODULES = ("redis_fault_handlers",)
+
+
+def handled(log: Path) -> list[int]:
+    if not log.exists():
+        return []
+    return [int(line) for line in log.read_text().split()]
+
+
+def dead_letters(redis_client: Any, service: Any) -> list[dict[str, str]]:
+    entries = redis_client.xrange(f"{service.prefix}:dead:{service.name}")
+    return [{k.decode(): v.decode(errors="replace") for k, v in f.items()} for _, f in entries]
+
+
+def stream(service: Any, key: str) -> str:
+    return f"{service.prefix}:k:{key}"
+
+
+def test_kill_9_with_3000_queued_loses_nothing(service: Any, tmp_path: Path, wait_for: Any) -> None:
+    log = tmp_path / "handled.log"
+    env = {"FAULT_LOG": str(log)}
+    options = {"concurrency": 2, "prefetch": 50, "claim_idle": 2}
+    first = service.start(MODULES, extra_env=env, **options)
+    with service.client() as client:
+        service.wait_ready(client, "fault.ping")
+        with client.batch() as batch:
+            for i in range(3000):
+                batch.post_no_wait("fault.log", data={"i": i, "sleep": 0.002})
+        wait_for(lambda: len(handled(log)) >= 300, what="the first worker to start")
+        first.kill()  # SIGKILL: its unacknowledged entries stay pending on its consumers
+        done_by_first = len(handled(log))
+        assert done_by_first < 3000, "the first worker finished before it could be killed"
+        second = service.start(MODULES, extra_env=env, **options)
+        wait_for(lambda: set(handled(log)) >= set(range(3000)), 120, "all 3000 to be handled")
+        assert client.get("fault.ping", data=1).data["pong"] == 1
+    counts = Counter(handled(log))
+    assert sorted(counts) == list(range(3000))
+    twice = [i for i, n in counts.items() if n > 1]
+    # Only an entry whose handler ran when the kill hit (one per thread) may run again.
+    assert len(twice) <= options["concurrency"], twice
+    assert all(n <= 2 for n in counts.values())
+    assert "claimed" in second.log
+    assert second.stop() == 0
+
+
+def test_sigterm_finishes_in_flight_and_leaves_the_rest_to_others(
+    service: Any, tmp_path: Path, wait_for: Any
+) -> None:
+    log = tmp_path / "handled.log"
+    env = {"FAULT_LOG": str(log)}
+    # claim_idle is long: the second worker takes what the first left without waiting for it
+    first = service.start(MODULES, extra_env=env, concurrency=1, prefetch=20, claim_idle=300)
+    with service.client() as client:
+        service.wait_ready(client, "fault.ping")
+        with client.batch() as batch:
+            for i in range(20):
+                batch.post_no_wait("fault.log", data={"i": i, "sleep": 0.3})
+        wait_for(lambda: len(handled(log)) >= 2, what="handling to start")
+        assert first.stop() == 0
+        left = 20 - len(handled(log))
+        assert left > 0, "the worker handled everything before SIGTERM"
+        assert "pending for other consumers" in first.log
+        second = service.start(MODULES, extra_env=env, concurrency=1, claim_idle=300)
+        wait_for(lambda: len(handled(log)) >= 20, 60, "the rest to be handled by the second")
+    assert sorted(handled(log)) == list(range(20))  # nothing twice, nothing lost
+    assert "claimed" in second.log
+    assert second.stop() == 0
+
+
+def test_reconnects_after_its_connections_are_killed(
+    service: Any, tmp_path: Path, wait_for: Any, kill_connections: Any
+) -> None:
+    log = tmp_path / "handled.log"
+    worker = service.start(MODULES, extra_env={"FAULT_LOG": str(log)}, concurrency=2)
+    with service.client() as client:
+        service.wait_ready(client, "fault.ping")
+        assert kill_connections(f"{service.client_name}-worker") >= 2
+        assert kill_connections(f"{service.client_name}-client") >= 2  # publisher and reader
+        # the client retries on a fresh connection; the worker reconnects with backoff
+        assert client.get("fault.ping", data=2, timeout=30).data["pong"] == 2
+        for i in range(50):
+            client.post_no_wait("fault.log", data={"i": i})
+        wait_for(lambda: len(handled(log)) >= 50, 60, "50 messages after the reconnect")
+    assert sorted(handled(log)) == list(range(50))
+    assert "Redis connection failed" in worker.log
+    assert "reconnecting in" in worker.log
+    assert worker.proc.poll() is None
+    assert worker.stop() == 0
+
+
+def test_poison_messages_are_dead_lettered_with_the_reason(
+    service: Any, redis_client: Any, wait_for: Any
+) -> None:
+    worker = service.start(MODULES)
+    victim = f"{service.prefix}-victim"
+    with service.client() as client:
+        service.wait_ready(client, "fault.ping")
+        ping = stream(service, "fault.ping")
+        wrong_key = Envelope.create("fault.log", data={"i": 1}).encode()
+        hostile_reply = Envelope.create("fault.ping", data=1, reply_to=victim).encode()
+        redis_client.xadd(ping, {"e": b"\x00not json"})
+        redis_client.xadd(ping, {"other": b"field"})
+        redis_client.xadd(ping, {"e": wrong_key})
+        redis_client.xadd(ping, {"e": hostile_reply})
+        client.post_no_wait("fault.fail", data={"n": 7})
+        wait_for(lambda: len(dead_letters(redis_client, service)) == 5, 30, "five dead letters")
+        assert client.get("fault.ping", data=3).data["pong"] == 3
+    dead = dead_letters(redis_client, service)
+    reasons = [d["reason"] for d in dead]
+    assert reasons[0].startswith("undecodable: message is not valid JSON")
+    assert "no 'e' field" in reasons[1]
+    assert "is not the key of the stream" in reasons[2]
+    assert "is not a reply list of this prefix" in reasons[3]
+    fail = next(d for d in dead if d["stream"] == stream(service, "fault.fail"))
+    assert fail["reason"] == "no-wait POST failed: ValueError: failed on purpose: {'n': 7}"
+    assert json.loads(fail["body"])["data"] == {"n": 7}
+    assert dead[0]["body"] == "\x00not json"
+    assert redis_client.exists(victim) == 0  # a message cannot choose where the reply goes
+    assert redis_client.xpending(ping, service.name)["pending"] == 0
+    assert "dead-lettering message" in worker.log
+    assert worker.stop() == 0
+
+
+def test_a_message_delivered_too_often_is_dead_lettered(
+    service: Any, redis_client: Any, tmp_path: Path, wait_for: Any
+) -> None:
+    log = tmp_path / "handled.log"
+    key = stream(service, "fault.log")
+    redis_client.xgroup_create(key, service.name, id="$", mkstream=True)
+    entry = redis_client.xadd(key, {"e": Envelope.create("fault.log", data={"i": 9}).encode()})
+    # a consumer that keeps dying: delivered once, then claimed again and again
+    redis_client.xreadgroup(service.name, "ghost", {key: ">"}, count=1)
+    for _ in range(3):
+        redis_client.xclaim(key, service.name, "ghost", 0, [entry])
+    worker = service.start(
+        MODULES, extra_env={"FAULT_LOG": str(log)}, max_deliveries=3, claim_idle=0.2
+    )
+    wait_for(lambda: dead_letters(redis_client, service), 60, "the dead letter")
+    [dead] = dead_letters(redis_client, service)
+    assert dead["reason"] == "delivered 5 times (max_deliveries is 3)"
+    assert dead["entry"] == entry.decode()
+    assert handled(log) == []
+    assert worker.stop() == 0
+
+
+def test_expired_requests_are_skipped(
+    service: Any, redis_client: Any, tmp_path: Path, wait_for: Any
+) -> None:
+    log = tmp_path / "handled.log"
+    worker = service.start(MODULES, extra_env={"FAULT_LOG": str(log)})
+    with service.client() as client:
+        service.wait_ready(client, "fault.ping")
+        envelope = Envelope.create("fault.log", data={"i": 1}, timeout=0.01)
+        envelope.reply_to = f"{service.prefix}:reply:{'0' * 32}"
+        time.sleep(0.05)
+        redis_client.xadd(stream(service, "fault.log"), {"e": envelope.encode()})
+        client.post_no_wait("fault.log", data={"i": 2})
+        wait_for(lambda: handled(log) == [2], 30, "the live message")
+    assert "skipping GET 'fault.log'" in worker.log or "skipping POST 'fault.log'" in worker.log
+    assert redis_client.exists(envelope.reply_to) == 0
+    assert worker.stop() == 0
+
+
+def test_fuzzed_bodies_then_a_valid_call_is_answered(
+    service: Any, redis_client: Any, wait_for: Any
+) -> None:
+    worker = service.start(MODULES, concurrency=2)
+    rng = random.Random(15)
+    valid = Envelope.create("fault.ping", data={"x": 1}).to_dict()
+    reply = f"{service.prefix}:reply:{'a' * 32}"
+    bodies: list[bytes] = []
+    for n in range(1000):
+        kind = n % 4
+        if kind == 0:
+            body = rng.randbytes(rng.randrange(0, 200))
+        elif kind == 1:  # a valid envelope with one field replaced by a random value
+            obj = dict(valid)
+            obj[rng.choice([*obj, "extra"])] = rng.choice(
+                [None, -1, 1e308, "", "x" * 300, [], {}, True, "\udcff", reply, "GET"]
+            )
+            body = json.dumps(obj).encode()
+        elif kind == 2:  # a valid envelope cut short
+            whole = json.dumps(valid).encode()
+            body = whole[: rng.randrange(len(whole))]
+        else:  # random JSON values
+            body = json.dumps(rng.choice([[], {}, 1, "s", None, [valid], {"v": 1}])).encode()
+        bodies.append(body)
+    with service.client() as client:
+        service.wait_ready(client, "fault.ping")
+        pipe = redis_client.pipeline(transaction=False)
+        for body in bodies:
+            pipe.xadd(stream(service, "fault.ping"), {"e": body})
+        pipe.execute()
+
+        def drained() -> bool:
+            info = redis_client.xinfo_groups(stream(service, "fault.ping"))[0]
+            return bool(info["pending"] == 0 and info["lag"] == 0)
+
+        wait_for(drained, 120, "every fuzzed body to be handled or dead-lettered")
+        assert client.get("fault.ping", data=4).data["pong"] == 4
+    assert worker.proc.poll() is None
+    assert 500 < len(dead_letters(redis_client, service)) <= 1000
+    assert redis_client.exists(reply) == 0 or redis_client.type(reply) == b"list"
+    keys = {k.decode().split(":")[1] for k in service.keys()}
+    assert keys <= {"k", "dead", "reply"}
+    assert worker.stop() == 0
+
+
+def test_publish_refuses_to_trim_unread_messages(service: Any, redis_client: Any) -> None:
+    key = stream(service, "fault.log")
+    redis_client.xgroup_create(key, service.name, id="$", mkstream=True)
+    with service.client(maxlen=100) as client:
+        for i in range(100):
+            client.post_no_wait("fault.log", data={"i": i})
+        with pytest.raises(PublishError, match="is full") as info:
+            client.post_no_wait("fault.log", data={"i": 100})
+    assert service.name in str(info.value)
+    assert "maxlen" in str(info.value)
+    assert redis_client.xlen(key) == 100
+
+
+def test_no_route_names_the_key(service: Any) -> None:
+    with service.client() as client, pytest.raises(NoRouteError, match="nobody.here"):
+        client.get("nobody.here", timeout=5)
+    assert service.keys() == []  # the failed publish created nothing
+
+
+def test_batch_names_the_keys_nobody_handles(service: Any, redis_client: Any) -> None:
+    redis_client.xgroup_create(stream(service, "fault.log"), service.name, id="$", mkstream=True)
+    with service.client() as client:
+        with pytest.raises(PublishError, match="1 of 3") as info:
+            with client.batch() as batch:
+                batch.post_no_wait("fault.log", data={"i": 1})
+                batch.post_no_wait("nobody.here", data={})
+                batch.post_no_wait("fault.log", data={"i": 2})
+    assert [e.key for e in info.value.failed] == ["nobody.here"]  # type: ignore[attr-defined]
+    assert redis_client.xlen(stream(service, "fault.log")) == 2
