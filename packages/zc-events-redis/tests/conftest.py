@@ -129,7 +129,7 @@ class Service:
                         ) from None
                 time.sleep(0.1)
 
-    def keys(self) -> list[bytes]:
+    def redis_keys(self) -> list[bytes]:
         import redis
 
         with redis.Redis.from_url(REDIS_URL) as r:
@@ -149,9 +149,7 @@ class Service:
 
 
 def make_service(tmp: Path) -> Service:
-    return Service(
-        name=unique("svc"), prefix=unique("prefix"), client_name=unique("conn"), tmp=tmp
-    )
+    return Service(name=unique("svc"), prefix=unique("prefix"), client_name=unique("conn"), tmp=tmp)
 
 
 @pytest.fixture

@@ -218,7 +218,7 @@ def test_fuzzed_bodies_then_a_valid_call_is_answered(
     assert worker.proc.poll() is None
     assert 500 < len(dead_letters(redis_client, service)) <= 1000
     assert redis_client.exists(reply) == 0 or redis_client.type(reply) == b"list"
-    keys = {k.decode().split(":")[1] for k in service.keys()}
+    keys = {k.decode().split(":")[1] for k in service.redis_keys()}
     assert keys <= {"k", "dead", "reply"}
     assert worker.stop() == 0
 
@@ -239,16 +239,17 @@ def test_publish_refuses_to_trim_unread_messages(service: Any, redis_client: Any
 def test_no_route_names_the_key(service: Any) -> None:
     with service.client() as client, pytest.raises(NoRouteError, match="nobody.here"):
         client.get("nobody.here", timeout=5)
-    assert service.keys() == []  # the failed publish created nothing
+    assert service.redis_keys() == []  # the failed publish created nothing
 
 
 def test_batch_names_the_keys_nobody_handles(service: Any, redis_client: Any) -> None:
     redis_client.xgroup_create(stream(service, "fault.log"), service.name, id="$", mkstream=True)
     with service.client() as client:
+        batch = client.batch()
+        batch.post_no_wait("fault.log", data={"i": 1})
+        batch.post_no_wait("nobody.here", data={})
+        batch.post_no_wait("fault.log", data={"i": 2})
         with pytest.raises(PublishError, match="1 of 3") as info:
-            with client.batch() as batch:
-                batch.post_no_wait("fault.log", data={"i": 1})
-                batch.post_no_wait("nobody.here", data={})
-                batch.post_no_wait("fault.log", data={"i": 2})
+            batch.flush()
     assert [e.key for e in info.value.failed] == ["nobody.here"]  # type: ignore[attr-defined]
     assert redis_client.xlen(stream(service, "fault.log")) == 2

@@ -101,7 +101,7 @@ class ReplyReader:
         delay = 0.05
         while not self._closed:
             try:
-                item = self._redis.blpop([self.name], timeout=1)
+                item: Any = self._redis.blpop([self.name], timeout=1)
                 delay = 0.05
             except CONNECTION_ERRORS as exc:
                 if self._closed:
@@ -116,7 +116,8 @@ class ReplyReader:
                 continue
             if item is None:
                 continue
-            envelope_id, _, body = item[1].partition(b"\n")
+            raw: bytes = item[1]
+            envelope_id, _, body = raw.partition(b"\n")
             waiter = self._waiters.pop(envelope_id.decode(errors="replace"), None)
             if waiter is not None:
                 waiter.body = body
@@ -165,13 +166,6 @@ class RedisBackend(Backend):
         self._reader: ReplyReader | None = None
         self._lock = threading.Lock()
         self._closed = False
-
-    @classmethod
-    def async_backend_class(cls) -> Any:
-        """The native asyncio backend (``redis.asyncio``)."""
-        from ._async import AsyncRedisBackend
-
-        return AsyncRedisBackend
 
     @property
     def url(self) -> str:

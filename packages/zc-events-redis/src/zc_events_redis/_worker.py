@@ -162,7 +162,7 @@ class Worker:
                 next_claim = time.monotonic() + claim_every
                 if self._stopping.is_set():
                     break
-            read = conn.xreadgroup(
+            read: Any = conn.xreadgroup(
                 self.group, consumer, streams, count=opts.prefetch, block=block_ms
             )
             for stream, entries in read or ():
@@ -184,12 +184,10 @@ class Worker:
             count = 1 if deliveries is None else deliveries.get(entry_id, 1)
             self._handle(conn, stream, entry_id, fields, count)
 
-    def _hand_back(self, conn: redis.Redis, consumer: str, stream: str, ids: list[bytes]) -> None:
+    def _hand_back(self, conn: redis.Redis, consumer: str, stream: str, ids: list[Any]) -> None:
         """Leave ``ids`` pending, idle for long, so live consumers claim them at their next pass
         (JUSTID: the hand-back does not count as a delivery)."""
-        conn.xclaim(
-            stream, self.group, consumer, 0, ids, idle=HAND_BACK_IDLE_MS, justid=True
-        )
+        conn.xclaim(stream, self.group, consumer, 0, ids, idle=HAND_BACK_IDLE_MS, justid=True)
         log.info("left %d message(s) of %r pending for other consumers", len(ids), stream)
 
     def _leave(self, conn: redis.Redis, consumer: str) -> None:
@@ -208,13 +206,13 @@ class Worker:
         for stream in self.streams:
             start: Any = "0-0"
             while not self._stopping.is_set():
-                result = conn.xautoclaim(
+                result: Any = conn.xautoclaim(
                     stream, self.group, consumer, idle_ms, start, count=self.options.prefetch
                 )
                 start, entries = result[0], result[1]
                 entries = [e for e in entries if e is not None and e[1] is not None]
                 if entries:
-                    pending = conn.xpending_range(
+                    pending: Any = conn.xpending_range(
                         stream,
                         self.group,
                         entries[0][0],
