@@ -275,7 +275,7 @@ class RedisBackend(Backend):
         from ._worker import Worker
 
         dispatcher = dispatcher if dispatcher is not None else self.default_dispatcher()
-        Worker(self.options, self.queue, dispatcher).run(self._stopping)
+        Worker(self.options, self.queue, dispatcher).run(self.stopping)
 
     def close(self) -> None:
         """Stop the reply reader, delete this process's reply list, close connections."""
