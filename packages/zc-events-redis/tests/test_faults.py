@@ -108,7 +108,7 @@ def test_reconnects_after_its_connections_are_killed(
 def test_poison_messages_are_dead_lettered_with_the_reason(
     service: Any, redis_client: Any, wait_for: Any
 ) -> None:
-    worker = service.start(MODULES)
+    worker = service.start(MODULES, concurrency=1)  # one thread: dead letters in order
     victim = f"{service.prefix}-victim"
     with service.client() as client:
         service.wait_ready(client, "fault.ping")
