@@ -295,3 +295,56 @@ class TestConformanceWithClaimCheck(BackendConformance):
         dispatcher = Dispatcher([HANDLERS], [check])
         with EventClient("memory", dispatcher=dispatcher, middleware=[check]) as client:
             yield client
+
+
+class RequestObjectSpy(Middleware):
+    """Server side, after the claim check: is the request object still there when the response
+    leaves the handler (before the worker replies and acknowledges)?"""
+
+    def __init__(self, bucket: str) -> None:
+        self.bucket = bucket
+        self.seen: list[bool] = []
+
+    def outgoing_response(self, envelope: Envelope, response: Response) -> Response:
+        key = f"{DEFAULT_PREFIX}{envelope.id}.request.json"
+        listed = s3_client().list_objects_v2(Bucket=self.bucket, Prefix=key)
+        self.seen.append(listed.get("KeyCount", 0) == 1)
+        return response
+
+
+def test_request_object_outlives_the_handler_until_the_reply_arrived(
+    make_client: Factory, bucket: str, keys_in: KeysIn
+) -> None:
+    """A worker that dies after the handler but before acknowledging leaves a redelivered
+    message: its body must still be in S3. The client deletes it once the reply came."""
+    spy = RequestObjectSpy(bucket)
+    client = make_client(server_mw=[spy])
+    assert client.post("conformance.echo", data={"blob": "x" * MiB}).ok
+    assert spy.seen == [True]
+    assert keys_in(bucket) == []
+
+
+def test_a_failed_no_wait_keeps_its_body_for_replay(
+    make_client: Factory, bucket: str, keys_in: KeysIn
+) -> None:
+    client = make_client()
+    message_id = client.post_no_wait("conformance.fail", data={"message": "m" * MiB})
+    client.backend.join(timeout=30)  # type: ignore[attr-defined]
+    assert keys_in(bucket) == [f"{DEFAULT_PREFIX}{message_id}.request.json"]
+
+
+def test_downloads_and_uploads_are_capped_by_the_size_limit(bucket: str, keys_in: KeysIn) -> None:
+    big = Settings({"ZC_EVENTS_MAX_MESSAGE_BYTES": 8 * MiB})
+    small = Settings({"ZC_EVENTS_MAX_MESSAGE_BYTES": MiB})
+    dispatcher = Dispatcher([HANDLERS], [S3ClaimCheck(bucket=bucket, settings=small)])
+    sender = S3ClaimCheck(bucket=bucket, settings=big)
+    with EventClient("memory", dispatcher=dispatcher, middleware=[sender], settings=big) as c:
+        response = c.post("conformance.echo", data={"blob": "x" * (2 * MiB)})
+        assert response.errors[0]["type"] == "ClaimCheckError"
+        assert "over ZC_EVENTS_MAX_MESSAGE_BYTES (1048576)" in response.errors[0]["message"]
+    capped = S3ClaimCheck(bucket=bucket, settings=small)
+    with (
+        EventClient("memory", dispatcher=dispatcher, middleware=[capped], settings=big) as c,
+        pytest.raises(EnvelopeError, match="ZC_EVENTS_MAX_MESSAGE_BYTES"),
+    ):
+        c.post("conformance.echo", data={"blob": "x" * (2 * MiB)})

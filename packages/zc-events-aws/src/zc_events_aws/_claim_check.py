@@ -2,11 +2,17 @@
 
 Client, before publishing: a request whose encoded envelope is larger than ``threshold_bytes`` is
 stored whole at ``<prefix><message id>.request.json`` and its ``data`` replaced by a reference.
-Server, before the handler: the reference is resolved, and the object deleted once the handler has
-run. Server, after the handler: a large response (to a waiting call) is stored at
-``<prefix><message id>.response.json``; the client reads and deletes it before the caller sees it.
-Objects whose reader never came (the caller timed out, nobody handled the key, a crash) are left to
-the bucket lifecycle rule of :func:`put_claim_check_lifecycle`.
+Server, before the handler: the reference is resolved. Server, after the handler: a large response
+(to a waiting call) is stored at ``<prefix><message id>.response.json``; the client reads and
+deletes it before the caller sees it.
+
+The request object outlives the handler, so that a message redelivered because its worker died
+before acknowledging it still has its body: the client deletes it once the reply arrived (the
+worker replies, then acknowledges); a fire-and-forget request is deleted by the worker once its
+handler succeeded (a failed one is kept, so the dead-lettered message can be replayed). Objects
+whose reader never came (the caller timed out, nobody handled the key, a failed no-wait, a crash)
+are left to the bucket lifecycle rule of :func:`put_claim_check_lifecycle`. Downloads larger than
+``ZC_EVENTS_MAX_MESSAGE_BYTES`` are refused.
 """
 
 from __future__ import annotations
@@ -17,7 +23,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from zc_events import ConfigurationError, Envelope, EnvelopeError, Middleware, Response
+from zc_events import (
+    ConfigurationError,
+    Envelope,
+    EnvelopeError,
+    Middleware,
+    Response,
+    Settings,
+    get_settings,
+)
 
 from ._s3 import S3IOException, S3Settings, s3_client, s3_error
 
@@ -67,6 +81,9 @@ class S3ClaimCheck(Middleware):
     - ``endpoint_url``, ``region``, ``aws_access_key_id``, ``aws_secret_access_key``: override the
       ``AWS_*`` settings (else boto3's default chain).
 
+    Objects larger than ``ZC_EVENTS_MAX_MESSAGE_BYTES`` (16 MiB by default) are neither stored
+    nor read.
+
     A receiver reads only ``<prefix><message id>.request.json`` / ``.response.json`` of its own
     bucket, whatever the reference says, so a message cannot make it read or delete other objects.
     """
@@ -80,6 +97,7 @@ class S3ClaimCheck(Middleware):
         region: str | None = None,
         aws_access_key_id: str | None = None,
         aws_secret_access_key: str | None = None,
+        settings: Settings | None = None,
     ) -> None:
         if not bucket or not isinstance(bucket, str):
             raise ConfigurationError(
@@ -108,7 +126,9 @@ class S3ClaimCheck(Middleware):
             aws_access_key_id=aws_access_key_id,
             aws_secret_access_key=aws_secret_access_key,
         )
-        # Request objects to delete once the handler has run, by message id.
+        #: Largest object stored or read (``ZC_EVENTS_MAX_MESSAGE_BYTES``).
+        self.max_bytes = (settings if settings is not None else get_settings()).max_message_bytes
+        # Fire-and-forget request objects to delete once their handler succeeded, by message id.
         self._to_delete: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -122,7 +142,15 @@ class S3ClaimCheck(Middleware):
         return f"{self.prefix}{message_id}.{kind}.json"
 
     # -- storage ------------------------------------------------------------------------------
+    def _too_large(self, size: int, what: str) -> str:
+        return (
+            f"{what} is {size} bytes, over ZC_EVENTS_MAX_MESSAGE_BYTES ({self.max_bytes}), "
+            "which also caps claim-check objects: raise it on every service"
+        )
+
     def _put(self, key: str, body: bytes) -> dict[str, Any]:
+        if len(body) > self.max_bytes:
+            raise EnvelopeError(self._too_large(len(body), f"claim-check object {key}"), "data")
         try:
             self.client.put_object(
                 Bucket=self.bucket, Key=key, Body=body, ContentType="application/json"
@@ -142,7 +170,22 @@ class S3ClaimCheck(Middleware):
                 key,
             )
         try:
-            body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            obj = self.client.get_object(Bucket=self.bucket, Key=key)
+            size = obj.get("ContentLength")
+            if isinstance(size, int) and size > self.max_bytes:
+                obj["Body"].close()
+                raise ClaimCheckError(
+                    self._too_large(size, f"claim-check object s3://{self.bucket}/{key}"),
+                    self.bucket,
+                    key,
+                )
+            body: bytes = obj["Body"].read(self.max_bytes + 1)
+            if len(body) > self.max_bytes:
+                raise ClaimCheckError(
+                    self._too_large(len(body), f"claim-check object s3://{self.bucket}/{key}"),
+                    self.bucket,
+                    key,
+                )
         except (ClientError, BotoCoreError) as exc:
             error = s3_error("read claim-check object", exc, self.bucket, key, self.s3.describe())
             if error.code in ("NoSuchKey", "404"):
@@ -182,7 +225,10 @@ class S3ClaimCheck(Middleware):
         return envelope
 
     def incoming_response(self, envelope: Envelope, response: Response) -> Response:
-        """Restore a response the server stored in S3, then delete the object."""
+        """Delete the request object (the worker has replied), restore a response the server
+        stored in S3, then delete that object."""
+        if _reference(envelope.data) is not None:
+            self._delete(self.object_key(envelope.id, "request"))
         ref = _reference(response.data)
         if ref is None or response.has_errors:
             return response
@@ -213,17 +259,19 @@ class S3ClaimCheck(Middleware):
                 key,
             )
         envelope.data = stored.data
-        with self._lock:
-            self._to_delete[envelope.id] = key
+        if envelope.reply_to is None:
+            with self._lock:
+                self._to_delete[envelope.id] = key
         return envelope
 
     def outgoing_response(self, envelope: Envelope, response: Response) -> Response:
-        """Delete the request object now the handler has run; store a large response in S3."""
+        """Store a large response in S3. A fire-and-forget request object is deleted here once
+        its handler succeeded; a waiting call's is deleted by the client when the reply came."""
         with self._lock:
             done = self._to_delete.pop(envelope.id, None)
-        if done is not None:
-            self._delete(done)
         if envelope.reply_to is None:  # fire-and-forget: nobody reads a response
+            if done is not None and not response.has_errors:
+                self._delete(done)
             return response
         try:
             body = response.encode()
