@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from zc_events.testing import run_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "redis"
@@ -30,50 +31,37 @@ def test_redis_example(tmp_path: Path) -> None:
         "ZC_EVENTS_BACKEND_OPTIONS": json.dumps({"prefix": prefix}),
         "ZC_EVENTS_REDIS_URL": REDIS_URL,
     }
-    log = (tmp_path / "worker.log").open("w+")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "zc_events", "worker", "service"],
-        cwd=EXAMPLE,
-        env={**env, "SERVICE_NAME": "calculator"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    r = redis.Redis.from_url(REDIS_URL)
+    worker_env = {**env, "SERVICE_NAME": "calculator"}
     try:
-        r = redis.Redis.from_url(REDIS_URL)
-        deadline = time.monotonic() + 60
-        while not r.exists(f"{prefix}:k:calculator.log"):  # the worker created its groups
-            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
-            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()
-            time.sleep(0.1)
-        client = subprocess.run(
-            [sys.executable, "client.py"],
-            cwd=EXAMPLE,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert client.returncode == 0, client.stderr
-        lines = client.stdout.splitlines()
-        assert lines[0] == "get calculator.add -> data={'answer': 3} has_errors=False"
-        assert lines[1] == "get calculator.add, y missing -> has_errors=True KeyError"
-        assert lines[2].startswith("post_no_wait calculator.log -> ")
-        assert lines[3] == "batch of 100 post_no_wait -> added in one round trip"
-        assert lines[4] == (
-            "get nobody.handles.this -> NoRouteError: no service handles key "
-            "'nobody.handles.this' (no consumer group reads its stream)"
-        )
-        while (tmp_path / "worker.log").read_text().count("log: {'event':") < 101:
-            assert time.monotonic() < deadline + 60, (tmp_path / "worker.log").read_text()
-            time.sleep(0.1)
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(30) == 0
+        with run_worker(["service"], cwd=EXAMPLE, env=worker_env, timeout=120) as worker:
+            deadline = time.monotonic() + 60
+            while not r.exists(f"{prefix}:k:calculator.log"):  # the worker created its groups
+                assert time.monotonic() < deadline, worker.output
+                time.sleep(0.1)
+            client = subprocess.run(
+                [sys.executable, "client.py"],
+                cwd=EXAMPLE,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert client.returncode == 0, client.stderr
+            lines = client.stdout.splitlines()
+            assert lines[0] == "get calculator.add -> data={'answer': 3} has_errors=False"
+            assert lines[1] == "get calculator.add, y missing -> has_errors=True KeyError"
+            assert lines[2].startswith("post_no_wait calculator.log -> ")
+            assert lines[3] == "batch of 100 post_no_wait -> added in one round trip"
+            assert lines[4] == (
+                "get nobody.handles.this -> NoRouteError: no service handles key "
+                "'nobody.handles.this' (no consumer group reads its stream)"
+            )
+            while worker.output.count("log: {'event':") < 101:  # the handler logged them all
+                assert time.monotonic() < deadline + 60, worker.output
+                time.sleep(0.1)
+            assert worker.terminate(30) == 0
     finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
-        log.close()
         keys = list(r.scan_iter(match=f"{prefix}:*"))
         if keys:
             r.delete(*keys)

@@ -1,4 +1,4 @@
-"""Fixtures: real ``zc-events worker --backend redis`` subprocesses on the local Redis.
+"""Fixtures: real ``zc-events worker --backend redis`` subprocesses (``run_worker``) on Redis.
 
 Every test service has its own key prefix (with a uuid) and its own connection names; every key
 under the prefix is deleted afterwards, and fault tests kill only their own connections.
@@ -7,18 +7,17 @@ under the prefix is deleted afterwards, and fault tests kill only their own conn
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from zc_events.testing import WorkerProcess, run_worker
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 HERE = Path(__file__).resolve().parent
@@ -38,33 +37,6 @@ def redis_client() -> Iterator[Any]:
 
 
 @dataclass
-class Worker:
-    """A ``zc-events worker`` subprocess."""
-
-    proc: subprocess.Popen[str]
-    log_path: Path
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, timeout: float = 30) -> int:
-        """SIGTERM and wait; return the exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"worker did not stop on SIGTERM within {timeout} s") from None
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait()
-
-
-@dataclass
 class Service:
     """A service served by worker subprocesses, under a unique key prefix."""
 
@@ -72,7 +44,8 @@ class Service:
     prefix: str
     client_name: str
     tmp: Path
-    workers: list[Worker] = field(default_factory=list)
+    workers: list[WorkerProcess] = field(default_factory=list)
+    _processes: ExitStack = field(default_factory=ExitStack)
 
     def options(self, **options: Any) -> dict[str, Any]:
         return {"url": REDIS_URL, "prefix": self.prefix, **options}
@@ -82,26 +55,16 @@ class Service:
         modules: tuple[str, ...] = ("zc_events.testing.handlers",),
         extra_env: dict[str, str] | None = None,
         **options: Any,
-    ) -> Worker:
-        log_path = self.tmp / f"worker-{len(self.workers)}.log"
+    ) -> WorkerProcess:
+        """A ``zc-events worker --backend redis`` process, running until :meth:`cleanup`."""
         opts = self.options(client_name=f"{self.client_name}-worker", **options)
         env = {
-            **os.environ,
             "ZC_EVENTS_BACKEND": "redis",
             "ZC_EVENTS_BACKEND_OPTIONS": json.dumps(opts),
             "SERVICE_NAME": self.name,
-            "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
             **(extra_env or {}),
         }
-        with log_path.open("w") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "zc_events", "worker", *modules],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        worker = Worker(proc, log_path)
+        worker = self._processes.enter_context(run_worker(modules, env=env, pythonpath=[HERE]))
         self.workers.append(worker)
         return worker
 
@@ -120,13 +83,11 @@ class Service:
                 return
             except Exception:
                 if time.monotonic() > deadline:
-                    logs = "\n".join(w.log for w in self.workers)
+                    logs = "\n".join(w.output for w in self.workers)
                     raise AssertionError(f"no worker answered {key!r}; logs:\n{logs}") from None
                 for w in self.workers:
-                    if w.proc.poll() is not None:
-                        raise AssertionError(
-                            f"worker exited {w.proc.returncode}:\n{w.log}"
-                        ) from None
+                    if w.poll() is not None:
+                        raise AssertionError(f"worker exited {w.returncode}:\n{w.output}") from None
                 time.sleep(0.1)
 
     def redis_keys(self) -> list[bytes]:
@@ -139,9 +100,8 @@ class Service:
         import redis
 
         for w in self.workers:
-            if w.proc.poll() is None:
-                w.proc.kill()
-                w.proc.wait()
+            w.kill()
+        self._processes.close()
         with redis.Redis.from_url(REDIS_URL) as r:
             keys = list(r.scan_iter(match=f"{self.prefix}:*", count=1000))
             if keys:

@@ -56,8 +56,8 @@ def test_kill_9_with_3000_queued_loses_nothing(service: Any, tmp_path: Path, wai
     # Only an entry whose handler ran when the kill hit (one per thread) may run again.
     assert len(twice) <= options["concurrency"], twice
     assert all(n <= 2 for n in counts.values())
-    assert "claimed" in second.log
-    assert second.stop() == 0
+    assert "claimed" in second.output
+    assert second.terminate() == 0
 
 
 def test_sigterm_finishes_in_flight_and_leaves_the_rest_to_others(
@@ -73,15 +73,15 @@ def test_sigterm_finishes_in_flight_and_leaves_the_rest_to_others(
             for i in range(20):
                 batch.post_no_wait("fault.log", data={"i": i, "sleep": 0.3})
         wait_for(lambda: len(handled(log)) >= 2, what="handling to start")
-        assert first.stop() == 0
+        assert first.terminate() == 0
         left = 20 - len(handled(log))
         assert left > 0, "the worker handled everything before SIGTERM"
-        assert "pending for other consumers" in first.log
+        assert "pending for other consumers" in first.output
         second = service.start(MODULES, extra_env=env, concurrency=1, claim_idle=300)
         wait_for(lambda: len(handled(log)) >= 20, 60, "the rest to be handled by the second")
     assert sorted(handled(log)) == list(range(20))  # nothing twice, nothing lost
-    assert "claimed" in second.log
-    assert second.stop() == 0
+    assert "claimed" in second.output
+    assert second.terminate() == 0
 
 
 def test_reconnects_after_its_connections_are_killed(
@@ -99,10 +99,10 @@ def test_reconnects_after_its_connections_are_killed(
             client.post_no_wait("fault.log", data={"i": i})
         wait_for(lambda: len(handled(log)) >= 50, 60, "50 messages after the reconnect")
     assert sorted(handled(log)) == list(range(50))
-    assert "Redis connection failed" in worker.log
-    assert "reconnecting in" in worker.log
-    assert worker.proc.poll() is None
-    assert worker.stop() == 0
+    assert "Redis connection failed" in worker.output
+    assert "reconnecting in" in worker.output
+    assert worker.poll() is None
+    assert worker.terminate() == 0
 
 
 def test_poison_messages_are_dead_lettered_with_the_reason(
@@ -134,8 +134,8 @@ def test_poison_messages_are_dead_lettered_with_the_reason(
     assert dead[0]["body"] == "\x00not json"
     assert redis_client.exists(victim) == 0  # a message cannot choose where the reply goes
     assert redis_client.xpending(ping, service.name)["pending"] == 0
-    assert "dead-lettering message" in worker.log
-    assert worker.stop() == 0
+    assert "dead-lettering message" in worker.output
+    assert worker.terminate() == 0
 
 
 def test_a_message_delivered_too_often_is_dead_lettered(
@@ -157,7 +157,7 @@ def test_a_message_delivered_too_often_is_dead_lettered(
     assert dead["reason"] == "delivered 5 times (max_deliveries is 3)"
     assert dead["entry"] == entry.decode()
     assert handled(log) == []
-    assert worker.stop() == 0
+    assert worker.terminate() == 0
 
 
 def test_expired_requests_are_skipped(
@@ -173,9 +173,11 @@ def test_expired_requests_are_skipped(
         redis_client.xadd(stream(service, "fault.log"), {"e": envelope.encode()})
         client.post_no_wait("fault.log", data={"i": 2})
         wait_for(lambda: handled(log) == [2], 30, "the live message")
-    assert "skipping GET 'fault.log'" in worker.log or "skipping POST 'fault.log'" in worker.log
+    assert (
+        "skipping GET 'fault.log'" in worker.output or "skipping POST 'fault.log'" in worker.output
+    )
     assert redis_client.exists(envelope.reply_to) == 0
-    assert worker.stop() == 0
+    assert worker.terminate() == 0
 
 
 def test_fuzzed_bodies_then_a_valid_call_is_answered(
@@ -215,12 +217,12 @@ def test_fuzzed_bodies_then_a_valid_call_is_answered(
 
         wait_for(drained, 120, "every fuzzed body to be handled or dead-lettered")
         assert client.get("fault.ping", data=4).data["pong"] == 4
-    assert worker.proc.poll() is None
+    assert worker.poll() is None
     assert 500 < len(dead_letters(redis_client, service)) <= 1000
     assert redis_client.exists(reply) == 0 or redis_client.type(reply) == b"list"
     keys = {k.decode().split(":")[1] for k in service.redis_keys()}
     assert keys <= {"k", "dead", "reply"}
-    assert worker.stop() == 0
+    assert worker.terminate() == 0
 
 
 def test_publish_refuses_to_trim_unread_messages(service: Any, redis_client: Any) -> None:
