@@ -57,6 +57,12 @@ class Backend(ABC):
             )
         return body
 
+    def prepare_request(self, envelope: Envelope) -> None:
+        """Called by the client before middleware runs on a waiting request: set what the
+        transport chooses itself (``reply_to``), so that signatures cover it. The client has set
+        ``reply_to`` to a fresh uuid; a transport that needs another address sets it here, and
+        :meth:`request` must then keep ``envelope.reply_to`` as it is."""
+
     @abstractmethod
     def request(self, envelope: Envelope, timeout: float) -> Response:
         """Publish ``envelope`` and return the reply; raise RequestTimeout after ``timeout`` s."""

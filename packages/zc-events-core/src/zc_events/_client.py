@@ -62,6 +62,7 @@ class EventClient:
         envelope = Envelope.create(
             key, method, data, headers, timeout=wait, priority=priority, reply_to=new_id()
         )
+        self.backend.prepare_request(envelope)
         for mw in self.middleware:
             envelope = mw.outgoing_request(envelope)
         response = self.backend.request(envelope, wait)

@@ -196,6 +196,10 @@ class RedisBackend(Backend):
                     reader = self._reader = ReplyReader(self.options)
         return reader
 
+    def prepare_request(self, envelope: Envelope) -> None:
+        """The reply list is this process's: set before middleware, so signatures cover it."""
+        envelope.reply_to = self._replies().name
+
     def request(self, envelope: Envelope, timeout: float) -> Response:
         """Add ``envelope`` to its key's stream and wait for the reply on this process's list."""
         key = envelope.key
@@ -206,8 +210,9 @@ class RedisBackend(Backend):
                 f"{envelope.method} {key!r}: the deadline passed before it was sent", key, timeout
             )
         reader = self._replies()
-        envelope.reply_to = reader.name
-        body = envelope.encode()
+        if not self.options.names.is_reply(envelope.reply_to):
+            envelope.reply_to = reader.name  # not prepared (called without a client)
+        body = self.check_size(envelope, envelope.encode())
         waiter = reader.expect(envelope.id)
         try:
             try:
@@ -229,7 +234,7 @@ class RedisBackend(Backend):
     def send(self, envelope: Envelope) -> None:
         """Add ``envelope`` to its key's stream; NoRouteError when nobody handles the key."""
         envelope.reply_to = None
-        body = envelope.encode()
+        body = self.check_size(envelope, envelope.encode())
         try:
             result = self._publish(
                 keys=[self.options.names.stream(envelope.key)], args=[self.options.maxlen, body]
@@ -245,7 +250,7 @@ class RedisBackend(Backend):
         bodies = []
         for envelope in envelopes:
             envelope.reply_to = None
-            bodies.append(envelope.encode())
+            bodies.append(self.check_size(envelope, envelope.encode()))
         pipe = self._redis.pipeline(transaction=False)
         for envelope, body in zip(envelopes, bodies, strict=True):
             self._publish(
