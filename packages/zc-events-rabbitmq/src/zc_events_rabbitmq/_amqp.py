@@ -18,9 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
+import socket
+import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +41,10 @@ __all__ = [
     "Outgoing",
     "coalesce_output",
     "connection_parameters",
+    "describe_connection_error",
     "describe_url",
+    "is_refused",
+    "quiet_pika",
     "wait_until",
 ]
 
@@ -75,6 +81,137 @@ def describe_url(url: str) -> str:
     netloc = parts.netloc.rsplit("@", 1)[-1]
     user = parts.username or ""
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+#: pika modules that log a connection failure (often with a traceback) before raising it.
+PIKA_CONNECTION_LOGGERS = (
+    "pika.connection",
+    "pika.channel",
+    "pika.adapters.base_connection",
+    "pika.adapters.blocking_connection",
+    "pika.adapters.select_connection",
+    "pika.adapters.utils.connection_workflow",
+    "pika.adapters.utils.io_services_utils",
+    "pika.adapters.utils.selector_ioloop_adapter",
+)
+
+
+_quiet = threading.local()
+
+
+class _QuietUnlessDebug(logging.Filter):
+    """Inside :func:`quiet_pika`: drop a pika record unless its logger is enabled for DEBUG
+    (then keep it, as DEBUG). Elsewhere (someone else's pika code): keep it as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(_quiet, "depth", 0):
+            return True
+        if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+_QUIET = _QuietUnlessDebug()
+for _name in PIKA_CONNECTION_LOGGERS:
+    logging.getLogger(_name).addFilter(_QUIET)
+
+
+@contextlib.contextmanager
+def quiet_pika() -> Iterator[None]:
+    """Silence, in this thread, pika's own log lines about failed and lost connections.
+
+    pika logs every failed connection attempt at ERROR, with tracebacks, from half a dozen
+    modules, then raises the error. zc-events reports that error itself (one line naming the
+    URL without its password), so pika's lines would only repeat it, a dozen times. They come
+    back, at DEBUG, when the ``pika`` logger is set to DEBUG.
+    """
+    depth = getattr(_quiet, "depth", 0)
+    _quiet.depth = depth + 1
+    try:
+        yield
+    finally:
+        _quiet.depth = depth
+
+
+#: pika's connection errors carry the broker's reason as text: "(403) 'ACCESS_REFUSED - ...'".
+_BROKER_REASON = re.compile(r"\((\d{3})\) '([^']*)'")
+
+
+def _broker_reason(exc: BaseException) -> str:
+    """The broker's ``code TEXT`` from a pika connection error, or ''."""
+    if isinstance(exc, pika.exceptions.ConnectionClosed | pika.exceptions.ChannelClosed):
+        return f"{exc.reply_code} {exc.reply_text}"
+    match = _BROKER_REASON.search(str(exc))
+    if match is None:
+        return ""
+    text = match.group(2).split(". For details", 1)[0]
+    return f"{match.group(1)} {text}"
+
+
+def is_refused(exc: BaseException) -> bool:
+    """True when the broker refused the login, the virtual host or a permission: retrying
+    cannot help (as opposed to a broker that cannot be reached, or that restarts)."""
+    if isinstance(
+        exc,
+        pika.exceptions.AuthenticationError
+        | pika.exceptions.ProbableAuthenticationError
+        | pika.exceptions.ProbableAccessDeniedError,
+    ):
+        return True
+    if isinstance(exc, pika.exceptions.ConnectionClosedByBroker | pika.exceptions.ChannelClosed):
+        return exc.reply_code in (403, 530)
+    return False
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The socket error inside pika's ``AMQPConnectionError(AMQPConnector...Error(exc))``."""
+    while isinstance(exc, pika.exceptions.AMQPConnectionError) and exc.args:
+        inner = getattr(exc.args[0], "exception", exc.args[0])
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """One short line saying why a connection to RabbitMQ failed (no traceback, no password)."""
+    reason = _broker_reason(exc)
+    if isinstance(
+        exc, pika.exceptions.AuthenticationError | pika.exceptions.ProbableAuthenticationError
+    ):
+        return (
+            f"the broker refused the login ({reason or exc}): check the user name and password "
+            "in the URL"
+        )
+    if isinstance(exc, pika.exceptions.ProbableAccessDeniedError) or (
+        is_refused(exc) and "530" in reason
+    ):
+        return (
+            f"the broker refused access to the virtual host ({reason or exc}): check the vhost "
+            "at the end of the URL (%2F is the default '/') and the user's permissions on it"
+        )
+    if is_refused(exc):
+        return (
+            f"the broker refused an operation ({reason}): grant the user configure, write "
+            "and read permissions on the vhost (rabbitmqctl set_permissions)"
+        )
+    if reason:
+        what = "channel" if isinstance(exc, pika.exceptions.ChannelClosed) else "connection"
+        return f"the broker closed the {what} ({reason})"
+    inner = _innermost(exc)
+    if isinstance(inner, ConnectionRefusedError):
+        return "connection refused (is RabbitMQ running and listening on that host and port?)"
+    if isinstance(inner, socket.gaierror):
+        return f"cannot resolve the host name ({inner.strerror})"
+    if isinstance(inner, TimeoutError | socket.timeout):
+        return "timed out"
+    if isinstance(inner, OSError) and inner.strerror:
+        return inner.strerror
+    if isinstance(inner, pika.exceptions.StreamLostError):
+        return "the connection was lost"
+    text = str(inner).strip("(),'\" ")
+    return f"{type(inner).__name__}: {text}" if text else type(inner).__name__
 
 
 def connection_parameters(url: str, connection_name: str) -> pika.URLParameters:
@@ -403,7 +540,8 @@ class Link:
     def close(self) -> None:
         """Close the connection, ignoring errors (it may be dead already)."""
         try:
-            if self.connection.is_open:
-                self.connection.close()
+            with quiet_pika():
+                if self.connection.is_open:
+                    self.connection.close()
         except Exception:
             log.debug("error closing a RabbitMQ connection", exc_info=True)

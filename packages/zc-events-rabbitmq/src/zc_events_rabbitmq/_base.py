@@ -21,7 +21,17 @@ from zc_events import (
     batch_error,
 )
 
-from ._amqp import CONNECTION_ERRORS, Link, LinkLost, Outgoing, connection_parameters, describe_url
+from ._amqp import (
+    CONNECTION_ERRORS,
+    Link,
+    LinkLost,
+    Outgoing,
+    connection_parameters,
+    describe_connection_error,
+    describe_url,
+    is_refused,
+    quiet_pika,
+)
 
 __all__ = ["RabbitMQBase", "positive_int"]
 
@@ -107,17 +117,23 @@ class RabbitMQBase(Backend):
         """Declare what a fresh client connection needs (once per connection)."""
 
     def _connect(self) -> Link:
+        """A new link. ConfigurationError when the broker refuses the login, the vhost or a
+        permission (retrying cannot help); PublishError when it cannot be reached."""
         if self._closed:
             raise PublishError(f"the {self.name} backend is closed")
         try:
-            return Link(self._params, self.setup_channel)
+            with quiet_pika():
+                return Link(self._params, self.setup_channel)
         except pika.exceptions.ChannelClosedByBroker as exc:
             raise ConfigurationError(
-                f"RabbitMQ refused the {self.name} client set-up: {exc.reply_code} {exc.reply_text}"
+                f"RabbitMQ at {describe_url(self.url)} refused the {self.name} client set-up: "
+                f"{describe_connection_error(exc)}"
             ) from exc
         except CONNECTION_ERRORS as exc:
-            raise PublishError(
-                f"cannot connect to RabbitMQ at {describe_url(self.url)}: {exc!r}"
+            error = ConfigurationError if is_refused(exc) else PublishError
+            raise error(
+                f"cannot connect to RabbitMQ at {describe_url(self.url)}: "
+                f"{describe_connection_error(exc)}"
             ) from exc
 
     def _checkout(self) -> Link:
@@ -126,11 +142,16 @@ class RabbitMQBase(Backend):
         try:
             link = self._idle.pop()
         except IndexError:
+            link = None
+        if link is None:  # connect outside the except block: no chained IndexError in errors
             return self._connect()
-        if time.monotonic() - link.last_used > PROBE_AFTER_IDLE and not link.probe():
-            log.info("replacing a RabbitMQ connection that was closed while idle")
-            link.close()
-            return self._connect()
+        if time.monotonic() - link.last_used > PROBE_AFTER_IDLE:
+            with quiet_pika():
+                usable = link.probe()
+            if not usable:
+                log.info("replacing a RabbitMQ connection that was closed while idle")
+                link.close()
+                return self._connect()
         return link
 
     def _checkin(self, link: Link) -> None:
@@ -160,7 +181,8 @@ class RabbitMQBase(Backend):
         for attempt in (1, 2):
             link = self._checkout()
             try:
-                result = use(link)
+                with quiet_pika():
+                    result = use(link)
             except LinkLost as exc:
                 link.close()
                 if not exc.sent and attempt == 1:
@@ -196,7 +218,8 @@ class RabbitMQBase(Backend):
                 break
             batch = [messages[i] for i in pending]
             try:
-                results = link.publish_confirmed(batch, self.confirm_timeout)
+                with quiet_pika():
+                    results = link.publish_confirmed(batch, self.confirm_timeout)
             except LinkLost as exc:
                 link.close()
                 log.warning(

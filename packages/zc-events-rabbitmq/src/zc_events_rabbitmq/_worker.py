@@ -19,7 +19,15 @@ import pika.exceptions
 
 from zc_events import ConfigurationError, Dispatcher, EnvelopeError
 
-from ._amqp import CONNECTION_ERRORS, coalesce_output, describe_url, wait_until
+from ._amqp import (
+    CONNECTION_ERRORS,
+    coalesce_output,
+    describe_connection_error,
+    describe_url,
+    is_refused,
+    quiet_pika,
+    wait_until,
+)
 
 if TYPE_CHECKING:
     from ._base import RabbitMQBase
@@ -136,44 +144,65 @@ class NativeConsumer:
 
 
 class _Fatal(Exception):
-    """A problem reconnecting cannot fix (a queue declared with other arguments)."""
+    """A problem reconnecting cannot fix: a refused login, vhost or permission, or a queue
+    declared with other arguments. The worker stops and raises ``__cause__``."""
 
 
 class Worker:
-    """Serves ``consumers`` with ``backend.concurrency`` threads until ``stopping`` is set."""
+    """Serves ``consumers`` with ``backend.concurrency`` threads until ``stopping`` is set.
+
+    Start-up and outages: the worker says "consuming" only once every thread consumes. A
+    broker that cannot be reached (or goes away) is retried with exponential backoff, one
+    thread at a time, so an outage logs one WARNING line per attempt however many threads
+    wait, and one INFO line once the connection is back. A refused login, virtual host or
+    permission stops the worker at once with a ConfigurationError.
+    """
 
     def __init__(self, backend: RabbitMQBase, consumers: list[Consumer]) -> None:
         self.backend = backend
         self.consumers = consumers
         self.fatal: BaseException | None = None
         self._stopping = threading.Event()
+        self._url = describe_url(backend.url)
+        self._connect_lock = threading.Lock()
+        self._state_lock = threading.Lock()
+        self._attempt = 0
+        self._delay = BACKOFF_FIRST
+        self._lost = False
+        self._started: set[int] = set()
+        self._ready = threading.Event()
 
     def run(self, stopping: threading.Event) -> None:
         """Consume until ``stopping`` is set, then finish in-flight messages and return.
 
-        Raises ConfigurationError when the broker refuses the queue set-up.
+        Raises ConfigurationError when the broker refuses the login, the virtual host, a
+        permission or the queue set-up.
         """
         self._stopping = stopping
         pika_log = logging.getLogger("pika")
         if pika_log.level == logging.NOTSET:  # pika logs every connect at INFO
             pika_log.setLevel(logging.WARNING)
         queues = ", ".join(c.queue for c in self.consumers)
-        log.info(
-            "consuming %s at %s with %d thread(s), prefetch %d",
-            queues,
-            describe_url(self.backend.url),
-            self.backend.concurrency,
-            self.backend.prefetch,
-        )
         threads = [
             threading.Thread(target=self._thread, args=(n,), name=f"zc-events-rabbitmq-{n}")
             for n in range(self.backend.concurrency)
         ]
         for t in threads:
             t.start()
+        announced = False
         try:
             while not stopping.is_set() and any(t.is_alive() for t in threads):
-                stopping.wait(0.5)
+                if announced:
+                    stopping.wait(0.5)
+                elif self._ready.wait(0.1) and not stopping.is_set():
+                    announced = True
+                    log.info(
+                        "consuming %s at %s with %d thread(s), prefetch %d",
+                        queues,
+                        self._url,
+                        self.backend.concurrency,
+                        self.backend.prefetch,
+                    )
         finally:
             stopping.set()
             for t in threads:
@@ -184,56 +213,110 @@ class Worker:
             raise self.fatal
         log.info("stopped consuming %s", queues)
 
-    # -- one consumer thread -------------------------------------------------------------------
-    def _thread(self, n: int) -> None:
-        delay = BACKOFF_FIRST
+    # -- connecting ----------------------------------------------------------------------------
+    def _refused(self, exc: BaseException, doing: str = "cannot connect to") -> ConfigurationError:
+        return ConfigurationError(
+            f"{doing} RabbitMQ at {self._url}: {describe_connection_error(exc)}"
+        )
+
+    def _connect(self) -> Any:
+        """A new connection, retried with backoff until it works; None once stopping.
+
+        One thread tries at a time: the others wait for it, then connect at once.
+        """
         params = self.backend._params
         while not self._stopping.is_set():
-            connection: Any = None
-            consuming = threading.Event()
+            if not self._connect_lock.acquire(timeout=POLL_SECONDS):
+                continue
             try:
-                connection = pika.BlockingConnection(params)
-                self._consume(connection, consuming)
+                while not self._stopping.is_set():
+                    try:
+                        connection = pika.BlockingConnection(params)
+                    except CONNECTION_ERRORS as exc:
+                        if is_refused(exc):
+                            raise _Fatal() from self._refused(exc)
+                        self._attempt += 1
+                        wait = self._delay * random.uniform(0.8, 1.2)
+                        log.warning(
+                            "cannot connect to RabbitMQ at %s: %s; retrying in %.1f s (attempt %d)",
+                            self._url,
+                            describe_connection_error(exc),
+                            wait,
+                            self._attempt,
+                        )
+                        self._stopping.wait(wait)
+                        self._delay = min(self._delay * 2, BACKOFF_MAX)
+                        continue
+                    with self._state_lock:
+                        if self._lost:
+                            self._lost = False
+                            log.info("reconnected to RabbitMQ at %s", self._url)
+                    self._attempt, self._delay = 0, BACKOFF_FIRST
+                    return connection
+            finally:
+                self._connect_lock.release()
+        return None
+
+    def _connection_lost(self, exc: BaseException) -> None:
+        with self._state_lock:
+            if self._lost:  # another thread said so already
                 return
+            self._lost = True
+        log.warning(
+            "lost the connection to RabbitMQ at %s (%s); reconnecting",
+            self._url,
+            describe_connection_error(exc),
+        )
+
+    # -- one consumer thread -------------------------------------------------------------------
+    def _thread(self, n: int) -> None:
+        with quiet_pika():
+            try:
+                self._serve(n)
             except _Fatal as exc:
                 self.fatal = exc.__cause__ or exc
                 self._stopping.set()
+
+    def _serve(self, n: int) -> None:
+        while not self._stopping.is_set():
+            connection = self._connect()
+            if connection is None:
                 return
+            try:
+                self._consume(connection, n)
+                return
+            except _Fatal:
+                raise
             except Exception as exc:
                 if self._stopping.is_set():
                     return
-                if consuming.is_set():  # it worked for a while: start the backoff afresh
-                    delay = BACKOFF_FIRST
-                wait = delay * random.uniform(0.8, 1.2)
+                if is_refused(exc):  # e.g. no permission on the queue
+                    raise _Fatal() from self._refused(exc, "cannot consume from")
                 if isinstance(exc, CONNECTION_ERRORS):
-                    log.warning(
-                        "thread %d: RabbitMQ connection failed (%r); reconnecting in %.1f s",
-                        n,
-                        exc,
-                        wait,
-                    )
+                    self._connection_lost(exc)
                 else:  # a bug: keep the worker alive, but say so loudly
-                    log.exception("thread %d: unexpected error; reconnecting in %.1f s", n, wait)
-                self._stopping.wait(wait)
-                delay = min(delay * 2, BACKOFF_MAX)
+                    log.exception("thread %d: unexpected error; reconnecting in 1 s", n)
+                    self._stopping.wait(1.0)
             finally:
-                if connection is not None and connection.is_open:
+                if connection.is_open:
                     try:
                         connection.close()
                     except Exception:
                         log.debug("error closing a worker connection", exc_info=True)
 
-    def _consume(self, connection: Any, consuming: threading.Event) -> None:
+    def _consume(self, connection: Any, n: int) -> None:
         setup = connection.channel()
         try:
             for consumer in self.consumers:
                 consumer.declare(setup)
         except pika.exceptions.ChannelClosedByBroker as exc:
+            if is_refused(exc):
+                raise
             queues = ", ".join(c.queue for c in self.consumers)
             raise _Fatal() from ConfigurationError(
-                f"RabbitMQ refused the set-up of {queues}: {exc.reply_code} {exc.reply_text} "
-                "(a queue or exchange of that name exists with other arguments or type: delete "
-                "it or choose another name)"
+                f"RabbitMQ at {self._url} refused the set-up of {queues}: {exc.reply_code} "
+                f"{exc.reply_text} (a queue or exchange of that name exists with other arguments "
+                "or type: delete it or choose another name)"
             )
         stopping = self._stopping
         # One channel per queue. Deliveries are handled straight from pika's I/O loop on the
@@ -254,8 +337,12 @@ class Worker:
                 callback=lambda _frame, started=started: started.append(True),
             )
             wait_until(connection, ready, 30)
+            _raise_if_closed(channel)
         setup.close()
-        consuming.set()
+        with self._state_lock:
+            self._started.add(n)
+            if len(self._started) == self.backend.concurrency:
+                self._ready.set()
         while not stopping.is_set():
             wait_until(
                 connection,
@@ -263,10 +350,7 @@ class Worker:
                 POLL_SECONDS,
             )
             for channel in channels:
-                if channel.is_closed:
-                    raise pika.exceptions.ChannelClosed(
-                        -1, f"a consumer channel closed: {channel._closing_reason}"
-                    )
+                _raise_if_closed(channel)
         # Messages whose async handler still runs on the worker's loop reply and ack from here.
         busy = [(c, ch._impl) for c, ch in zip(self.consumers, channels, strict=True)]
         busy = [(c, ch) for c, ch in busy if getattr(c, "in_flight", None)]
@@ -289,3 +373,12 @@ class Worker:
             coalesce_output(connection)
 
         return on_message
+
+
+def _raise_if_closed(channel: Any) -> None:
+    """Raise why ``channel`` closed (the broker's error, when it closed it)."""
+    if channel.is_closed:
+        reason = channel._closing_reason
+        if isinstance(reason, BaseException):
+            raise reason
+        raise pika.exceptions.ChannelClosed(-1, f"a consumer channel closed: {reason}")
