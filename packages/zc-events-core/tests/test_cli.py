@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from zc_events.cli import main
+from zc_events.cli import build_parser, main
 
 HANDLERS = "zc_events.testing.handlers"
 
@@ -63,11 +65,15 @@ def test_call_headers_and_no_wait(capsys: pytest.CaptureFixture[str]) -> None:
             ["call", "x", "--backend", "rabbit"],
             "no backend named 'rabbit' is installed. Did you mean",
         ),
-        (["call", "nobody"], "no handler is registered for key 'nobody'"),
+        (
+            ["call", "nobody"],
+            "no handler is registered for key 'nobody' in this process: the 'memory' backend is "
+            "in-process",
+        ),
         (["call", "x", "-H", "novalue"], "header must look like name=value"),
         (["call", "x", "--timeout", "-1"], "must be positive"),
         (["worker", "no_such_module_here"], "cannot import handler module 'no_such_module_here'"),
-        (["worker"], "no handlers are registered"),
+        (["worker", "--backend", "memory"], "no handlers are registered"),
     ],
 )
 def test_bad_input_is_one_clear_line(args: list[str], message: str) -> None:
@@ -79,7 +85,7 @@ def test_bad_input_is_one_clear_line(args: list[str], message: str) -> None:
 
 def test_unreachable_setting_module_is_one_line() -> None:
     result = run("call", "x", env={"ZC_EVENTS_SETTINGS": "missing.settings"})
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "zc-events: error: ZC_EVENTS_SETTINGS names module 'missing.settings', which cannot be "
         "imported: No module named 'missing'"
@@ -101,7 +107,7 @@ def test_demo_prints_the_quickstart() -> None:
 
 def test_worker_exits_zero_on_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "zc_events", "worker", HANDLERS],
+        [sys.executable, "-m", "zc_events", "worker", "--backend", "memory", HANDLERS],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -117,3 +123,100 @@ def test_worker_exits_zero_on_sigterm(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{}, {"ZC_EVENTS_BACKEND": "memory"}],
+    ids=["no backend set", "ZC_EVENTS_BACKEND=memory"],
+)
+def test_worker_refuses_the_memory_backend_unless_asked(env: dict[str, str]) -> None:
+    result = run("worker", HANDLERS, env=env)
+    assert result.returncode == 2
+    [line] = result.stderr.splitlines()
+    assert "'memory' backend, which nothing outside this process can reach" in line
+    assert "set ZC_EVENTS_BACKEND" in line
+    assert "pass --backend memory to run on it anyway" in line
+
+
+def test_a_backend_that_lacks_a_worker_option_says_so() -> None:
+    result = run("worker", "--backend", "memory", "--concurrency", "2", "--url", "x", HANDLERS)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "zc-events: error: the 'memory' backend does not take --concurrency, --url: drop the "
+        "option(s) or choose a backend that has them (the rabbitmq backend takes all four)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "verbose", "level"),
+    [
+        (["-v", "worker", "m"], True, None),
+        (["worker", "-v", "m"], True, None),
+        (["worker", "m", "--verbose"], True, None),
+        (["worker", "--log-level", "debug", "m"], False, "DEBUG"),
+        (["--log-level", "error", "call", "k"], False, "ERROR"),
+        (["call", "k", "-l", "warning"], False, "WARNING"),
+        (["call", "k"], False, None),
+    ],
+)
+def test_logging_options_go_before_or_after_the_subcommand(
+    argv: list[str], verbose: bool, level: str | None
+) -> None:
+    args = build_parser().parse_args(argv)
+    assert (args.verbose, args.log_level) == (verbose, level)
+
+
+def test_worker_help_explains_module_service_name_and_the_backend() -> None:
+    result = run("worker", "--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for phrase in [
+        "MODULE is a Python module",
+        "@zc_events.handler",
+        "finds modules in the current directory",
+        "SERVICE_NAME",
+        "names the queue the worker consumes",
+        "ZC_EVENTS_BACKEND",
+        "nothing outside this process can reach it",
+        "--concurrency N",
+        "--prefetch N",
+        "--url URL",
+        "--queue NAME",
+        "--log-level LEVEL",
+        "Exit status",
+        "examples:",
+    ]:
+        assert phrase in text, phrase
+
+
+def test_the_zc_events_script_imports_handler_modules_from_the_current_directory(
+    tmp_path: Path,
+) -> None:
+    script = shutil.which("zc-events", path=str(Path(sys.executable).parent))
+    assert script is not None, "the zc-events console script is not installed"
+    module = f"cwd_handlers_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(
+        "import zc_events\n\n\n"
+        "@zc_events.handler('cwd.ping')\n"
+        "def ping(request):\n"
+        "    return 'pong'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.Popen(
+        [script, "worker", "--backend", "memory", module],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()
+        assert "serving cwd.ping on backend 'memory'" in first, first + proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -7,6 +7,7 @@
     ├── RequestTimeout (TimeoutError) nobody answered before the deadline
     ├── NoRouteError              no service handles that key
     ├── PublishError              the transport did not take the message
+    ├── ReplyError                the message was sent, but its reply could not be read
     ├── RemoteError               raised by Response.raise_for_errors()
     └── SignatureError (PermissionError) a message or reply is unsigned, forged or replayed
 
@@ -28,6 +29,7 @@ __all__ = [
     "NoRouteError",
     "PublishError",
     "RemoteError",
+    "ReplyError",
     "RequestTimeout",
     "SignatureError",
     "ZcEventsError",
@@ -76,6 +78,12 @@ class NoRouteError(ZcEventsError):
 
 class PublishError(ZcEventsError):
     """The transport did not accept the message (broker down, nack, closed channel)."""
+
+
+class ReplyError(ZcEventsError):
+    """The request was published, but its reply could not be read (for example the Redis
+    that holds legacy replies is down). Unlike PublishError, the request may have been handled:
+    retry only what is safe to run twice."""
 
 
 class RemoteError(ZcEventsError):

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from . import _json
 from ._client import EventClient
-from ._exceptions import ZcEventsError
+from ._exceptions import ConfigurationError, ZcEventsError
 from ._registry import BACKENDS, installed
 
 
@@ -39,14 +41,81 @@ def _positive(text: str) -> float:
     return value
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+WORKER_DESCRIPTION = """\
+Serve the handlers defined in MODULEs until SIGTERM or SIGINT, then finish the messages in
+flight and exit 0.
+
+MODULE is a Python module (dotted name, e.g. orders.handlers) that registers handlers with
+@zc_events.handler("key"). The worker imports each one first; it finds modules in the current
+directory, then on PYTHONPATH. Handlers listed in ZC_EVENTS_HANDLERS (or the old JOB_MAPPING)
+are served as well.
+
+SERVICE_NAME (environment or settings module) names this service. On broker backends it names
+the queue the worker consumes: every worker started with the same SERVICE_NAME shares the work
+of that one queue, so start more workers to serve more.
+
+The backend is the transport: --backend, else the ZC_EVENTS_BACKEND setting (rabbitmq,
+rabbitmq_legacy, ...; `zc-events backends` lists the installed ones). The worker refuses to run
+on the default in-process "memory" backend unless you ask for it with --backend memory: nothing
+outside this process can reach it. --concurrency, --prefetch, --url and --queue override
+ZC_EVENTS_BACKEND_OPTIONS; a backend that has no such option says so.
+
+Exit status: 0 after SIGTERM/SIGINT; 2 for a configuration problem (a module that cannot be
+imported, no handlers, the memory backend, a broker that refuses the login or vhost); 1 for
+other failures.
+"""
+
+WORKER_EXAMPLES = """\
+examples:
+  SERVICE_NAME=orders ZC_EVENTS_BACKEND=rabbitmq zc-events worker orders.handlers
+  SERVICE_NAME=orders zc-events worker --backend rabbitmq --url amqp://user:pass@host:5672/%2F \\
+      --concurrency 8 --prefetch 20 orders.handlers
+  zc-events worker --backend memory -l DEBUG tests.handlers   # in-process, for tests only
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
+
+
+def _logging_options(parser: argparse.ArgumentParser, *, sub: bool) -> None:
+    # On subcommands the defaults are SUPPRESS, so that `zc-events -v call` is not undone by
+    # the subcommand's own default.
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS if sub else False,
+        help="log at INFO level (the worker always does)",
+    )
+    parser.add_argument(
+        "-l",
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=argparse.SUPPRESS if sub else None,
+        metavar="LEVEL",
+        help=f"log level: {', '.join(LOG_LEVELS)} (default: WARNING; INFO for the worker)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zc-events", description="Call and serve handlers over a message broker."
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    _logging_options(parser, sub=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
     call = sub.add_parser("call", help="call a handler and print the Response as JSON")
+    _logging_options(call, sub=True)
     call.add_argument("key")
     call.add_argument(
         "--method",
@@ -68,9 +137,50 @@ def build_parser() -> argparse.ArgumentParser:
     call.add_argument("--backend", default=None, help="backend name (default: settings)")
     call.add_argument("--no-wait", action="store_true", help="fire and forget")
 
-    worker = sub.add_parser("worker", help="serve the handlers defined in MODULEs")
-    worker.add_argument("modules", nargs="*", metavar="MODULE")
-    worker.add_argument("--backend", default=None, help="backend name (default: settings)")
+    worker = sub.add_parser(
+        "worker",
+        help="serve the handlers defined in MODULEs",
+        description=WORKER_DESCRIPTION,
+        epilog=WORKER_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _logging_options(worker, sub=True)
+    worker.add_argument(
+        "modules",
+        nargs="*",
+        metavar="MODULE",
+        help="module(s) that register handlers, e.g. orders.handlers",
+    )
+    worker.add_argument(
+        "--backend",
+        default=None,
+        metavar="NAME",
+        help="transport to serve on (default: ZC_EVENTS_BACKEND; 'memory' only when given here)",
+    )
+    worker.add_argument(
+        "-c",
+        "--concurrency",
+        type=_positive_int,
+        metavar="N",
+        help="messages handled at the same time (consumer threads); rabbitmq default 4",
+    )
+    worker.add_argument(
+        "--prefetch",
+        type=_positive_int,
+        metavar="N",
+        help="unacknowledged messages the broker sends each consumer ahead; rabbitmq default 10",
+    )
+    worker.add_argument(
+        "--url",
+        metavar="URL",
+        help="broker URL, e.g. amqp://user:password@host:5672/%%2F (default: BROKER_URL)",
+    )
+    worker.add_argument(
+        "-Q",
+        "--queue",
+        metavar="NAME",
+        help="queue to consume (default: SERVICE_NAME)",
+    )
 
     sub.add_parser("backends", help="list installed backends and their packages")
     sub.add_parser("demo", help="run the quickstart on the in-memory backend")
@@ -89,21 +199,90 @@ def _call(args: argparse.Namespace) -> int:
     return 1 if response.has_errors else 0
 
 
+#: Worker flags → the backend option each one sets.
+WORKER_OPTIONS = {
+    "concurrency": "--concurrency",
+    "prefetch": "--prefetch",
+    "url": "--url",
+    "queue": "--queue",
+}
+
+
+def _takes(cls: type, option: str) -> bool:
+    """Whether some ``__init__`` of ``cls`` (or a base class) names ``option``."""
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            parameter = inspect.signature(init).parameters.get(option)
+        except (TypeError, ValueError):
+            continue
+        if parameter is not None and parameter.kind in (
+            inspect.Parameter.KEYWORD_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            return True
+    return False
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from ._api import get_settings
+    from ._backend import create_backend
+    from ._registry import load
+    from ._worker import import_modules, serve
+
+    # `python -m zc_events` finds modules in the current directory; the `zc-events` script
+    # must too (as `celery -A proj` does).
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    settings = get_settings()
+    import_modules(args.modules)  # first: a module may configure() the backend
+    name = args.backend or settings.backend
+    if name == "memory" and args.backend != "memory":
+        _, source = settings.lookup("ZC_EVENTS_BACKEND")
+        why = f"ZC_EVENTS_BACKEND is 'memory' ({source})" if source else "no backend is set"
+        raise ConfigurationError(
+            f"{why}, so the worker would serve on the in-process 'memory' backend, which "
+            "nothing outside this process can reach: set ZC_EVENTS_BACKEND to a broker "
+            "backend (e.g. rabbitmq) or pass --backend NAME; pass --backend memory to run on "
+            "it anyway"
+        )
+    options = {
+        option: getattr(args, option)
+        for option in WORKER_OPTIONS
+        if getattr(args, option) is not None
+    }
+    try:
+        backend = create_backend(name, settings, **options)
+    except ConfigurationError as exc:
+        cls = load(name, BACKENDS)
+        refused = [WORKER_OPTIONS[o] for o in options if not _takes(cls, o)]
+        if refused:
+            raise ConfigurationError(
+                f"the {name!r} backend does not take {', '.join(refused)}: drop the option(s) "
+                "or choose a backend that has them (the rabbitmq backend takes all four)"
+            ) from exc
+        raise
+    serve(backend, args.modules, settings=settings)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 1 remote errors or failure, 2 usage)."""
+    """Entry point; returns the exit status (0 ok, 1 remote errors or failure, 2 usage or
+    configuration errors)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose or args.command == "worker" else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if args.log_level is not None:
+        level = getattr(logging, args.log_level)
+    else:
+        level = logging.INFO if args.verbose or args.command == "worker" else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "call":
             return _call(args)
         if args.command == "worker":
-            from ._worker import serve
-
-            serve(args.backend, args.modules)
-            return 0
+            return _worker(args)
         if args.command == "backends":
             for name, dist in installed(BACKENDS).items():
                 print(f"{name}\t{dist}")
@@ -112,6 +291,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         demo()
         return 0
+    except ConfigurationError as exc:
+        print(f"zc-events: error: {exc}", file=sys.stderr)
+        return 2
     except ZcEventsError as exc:
         print(f"zc-events: error: {exc}", file=sys.stderr)
         return 1

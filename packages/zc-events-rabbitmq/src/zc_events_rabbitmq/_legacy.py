@@ -21,7 +21,7 @@ from zc_events import (
     Envelope,
     EnvelopeError,
     NoRouteError,
-    PublishError,
+    ReplyError,
     RequestTimeout,
     Response,
     Settings,
@@ -154,9 +154,11 @@ class LegacyRabbitMQBackend(RabbitMQBase):
             import redis.exceptions
 
             if isinstance(exc, redis.exceptions.RedisError):
-                raise PublishError(
-                    f"cannot read the reply to {envelope.key!r} from Redis at "
-                    f"{describe_url(self.redis_url)}: {exc}"
+                raise ReplyError(
+                    f"the request {envelope.key!r} (id {envelope.id}) was published, but its "
+                    f"reply cannot be read from the reply store, Redis at "
+                    f"{describe_url(self.redis_url)}: {exc} (check EVENTS_REDIS_URL or the "
+                    "'redis_url' option)"
                 ) from exc
             raise
         finally:

@@ -211,13 +211,19 @@ class Worker:
                 consumer.close()
         if self.fatal is not None:
             raise self.fatal
-        log.info("stopped consuming %s", queues)
+        if self._started:
+            log.info("stopped consuming %s", queues)
+        else:
+            log.info("stopped before RabbitMQ at %s could be reached", self._url)
 
     # -- connecting ----------------------------------------------------------------------------
-    def _refused(self, exc: BaseException, doing: str = "cannot connect to") -> ConfigurationError:
-        return ConfigurationError(
-            f"{doing} RabbitMQ at {self._url}: {describe_connection_error(exc)}"
+    def _refused(self, exc: BaseException, connecting: bool = True) -> ConfigurationError:
+        where = (
+            f"cannot connect to RabbitMQ at {self._url}"
+            if connecting
+            else f"RabbitMQ at {self._url} refused the worker's queue set-up"
         )
+        return ConfigurationError(f"{where}: {describe_connection_error(exc)}")
 
     def _connect(self) -> Any:
         """A new connection, retried with backoff until it works; None once stopping.
@@ -291,7 +297,7 @@ class Worker:
                 if self._stopping.is_set():
                     return
                 if is_refused(exc):  # e.g. no permission on the queue
-                    raise _Fatal() from self._refused(exc, "cannot consume from")
+                    raise _Fatal() from self._refused(exc, connecting=False)
                 if isinstance(exc, CONNECTION_ERRORS):
                     self._connection_lost(exc)
                 else:  # a bug: keep the worker alive, but say so loudly

@@ -119,7 +119,12 @@ class MemoryBackend(Backend):
     def _route(self, envelope: Envelope) -> bytes:
         body = self.check_size(envelope, envelope.encode())
         if not self.dispatcher.handles(envelope.key):
-            raise NoRouteError(f"no handler is registered for key {envelope.key!r}", envelope.key)
+            raise NoRouteError(
+                f"no handler is registered for key {envelope.key!r} in this process: the "
+                "'memory' backend is in-process and reaches only handlers registered here; "
+                "to call other services set ZC_EVENTS_BACKEND (e.g. rabbitmq)",
+                envelope.key,
+            )
         self._ensure_started()
         return body
 
