@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,11 +19,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
 
 from zc_events import PublishError, ReplyError
+from zc_events.testing import WorkerProcess, run_worker
 from zc_events_rabbitmq.testing import delete_broker_objects
 
 HANDLERS = "zc_events.testing.handlers"
@@ -38,70 +39,44 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def zc_events(*args: str, env: dict[str, str], timeout: float = 60) -> Any:
+def call_at(url: str) -> subprocess.CompletedProcess[str]:
+    """``zc-events call anything`` on the rabbitmq backend at ``url``."""
+    env = {"ZC_EVENTS_BACKEND": "rabbitmq", "ZC_EVENTS_BACKEND_OPTIONS": json.dumps({"url": url})}
     return subprocess.run(
-        [sys.executable, "-m", "zc_events", *args],
+        [sys.executable, "-m", "zc_events", "call", "anything"],
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=60,
         env={**os.environ, **env},
     )
 
 
-class Output:
-    """The lines a subprocess writes to ``stream``, collected by a thread."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        assert proc.stdout is not None
-        self._thread = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
-        self._thread.start()
-
-    def _read(self, stream: Any) -> None:
-        for line in stream:
-            self.lines.append(line.rstrip("\n"))
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, count: int = 1, timeout: float = 60) -> list[str]:
-        """Wait until ``count`` lines match ``pattern`` (a regex); fail with the output."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [line for line in list(self.lines) if re.search(pattern, line)]
-            if len(found) >= count:
-                return found
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                time.sleep(0.2)  # let the reader catch up with the last lines
-                raise AssertionError(
-                    f"expected {count} line(s) matching {pattern!r}; output:\n{self.text}"
-                )
-            time.sleep(0.05)
+def wait_lines(
+    worker: WorkerProcess, pattern: str, count: int = 1, timeout: float = 60
+) -> list[str]:
+    """Wait until ``count`` output lines match ``pattern`` (a regex); fail with the output."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [line for line in worker.lines if re.search(pattern, line)]
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline or worker.poll() is not None:
+            raise AssertionError(
+                f"expected {count} line(s) matching {pattern!r}; output:\n{worker.output}"
+            )
+        time.sleep(0.05)
 
 
 @pytest.fixture
 def start_worker() -> Iterator[Any]:
-    """Start ``zc-events worker`` subprocesses (stdout and stderr merged); kill them after."""
-    procs: list[subprocess.Popen[str]] = []
+    """Start ``zc-events worker ARGS`` processes (output merged); stopped after the test."""
+    with ExitStack() as stack:
 
-    def start(*args: str, env: dict[str, str]) -> Output:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "zc_events", "worker", *args],
-            env={**os.environ, **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        procs.append(proc)
-        return Output(proc)
+        def start(*args: str, env: dict[str, str]) -> WorkerProcess:
+            argv = [sys.executable, "-m", "zc_events", "worker", *args]
+            return stack.enter_context(run_worker(argv=argv, env=env, ready=None))
 
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        yield start
 
 
 class Forwarder:
@@ -178,16 +153,15 @@ def test_wrong_password_exits_2_with_one_line(service: Any, start_worker: Any) -
     worker = start_worker(
         "--url", f"amqp://guest:{secret}@127.0.0.1:5672/%2F", HANDLERS, env=worker_env(service)
     )
-    assert worker.proc.wait(60) == 2
-    time.sleep(0.2)  # the reader thread takes the last lines
+    assert worker.wait(60) == 2
     assert worker.lines[-1] == (
         "zc-events: error: cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:5672/%2F: "
         "the broker refused the login (403 ACCESS_REFUSED - Login was refused using "
         "authentication mechanism PLAIN): check the user name and password in the URL"
     )
-    assert secret not in worker.text
-    assert "consuming" not in worker.text
-    assert_no_noise(worker.text)
+    assert secret not in worker.output
+    assert "consuming" not in worker.output
+    assert_no_noise(worker.output)
 
 
 @pytest.mark.rabbitmq
@@ -195,15 +169,14 @@ def test_unknown_vhost_exits_2_with_one_line(service: Any, start_worker: Any) ->
     vhost = f"zc-events-test-{uuid.uuid4().hex[:8]}"
     url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     worker = start_worker("--url", url, HANDLERS, env=worker_env(service))
-    assert worker.proc.wait(60) == 2
-    time.sleep(0.2)
+    assert worker.wait(60) == 2
     last = worker.lines[-1]
     assert last.startswith(
         f"zc-events: error: cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:5672/{vhost}: "
     ), last
     assert f"vhost {vhost} not found" in last
     assert "check the vhost" in last
-    assert_no_noise(worker.text)
+    assert_no_noise(worker.output)
 
 
 @pytest.fixture
@@ -232,28 +205,18 @@ def test_permission_error_exits_2_with_one_line(
     user, password = user_without_permissions
     url = f"amqp://{user}:{password}@127.0.0.1:5672/%2F"
     worker = start_worker("--url", url, HANDLERS, env=worker_env(service))
-    assert worker.proc.wait(60) == 2
-    time.sleep(0.2)
+    assert worker.wait(60) == 2
     last = worker.lines[-1]
     assert last.startswith(f"zc-events: error: RabbitMQ at amqp://{user}:***@127.0.0.1:5672/%2F")
     assert "403 ACCESS_REFUSED" in last
     assert "permissions" in last
-    assert password not in worker.text
-    assert_no_noise(worker.text)
+    assert password not in worker.output
+    assert_no_noise(worker.output)
 
 
 @pytest.mark.rabbitmq
 def test_call_with_a_wrong_password_is_one_line() -> None:
-    result = zc_events(
-        "call",
-        "anything",
-        env={
-            "ZC_EVENTS_BACKEND": "rabbitmq",
-            "ZC_EVENTS_BACKEND_OPTIONS": json.dumps(
-                {"url": "amqp://guest:nope@127.0.0.1:5672/%2F"}
-            ),
-        },
-    )
+    result = call_at("amqp://guest:nope@127.0.0.1:5672/%2F")
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "zc-events: error: cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:5672/%2F: "
@@ -265,16 +228,7 @@ def test_call_with_a_wrong_password_is_one_line() -> None:
 # -- unreachable: retried, one WARNING line per attempt ----------------------------------------
 def test_call_against_a_closed_port_is_one_line() -> None:
     port = free_port()
-    result = zc_events(
-        "call",
-        "anything",
-        env={
-            "ZC_EVENTS_BACKEND": "rabbitmq",
-            "ZC_EVENTS_BACKEND_OPTIONS": json.dumps(
-                {"url": f"amqp://guest:secret@127.0.0.1:{port}/%2F"}
-            ),
-        },
-    )
+    result = call_at(f"amqp://guest:secret@127.0.0.1:{port}/%2F")
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"zc-events: error: cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:{port}/%2F: "
@@ -289,18 +243,17 @@ def test_worker_retries_an_unreachable_broker_one_warning_per_attempt(start_work
     worker = start_worker(
         "--backend", "rabbitmq", "--url", url, "--concurrency", "4", HANDLERS, env=env
     )
-    warnings = worker.wait_for(r" WARNING .*cannot connect", count=3)
+    warnings = wait_lines(worker, r" WARNING .*cannot connect", count=3)
     for attempt, line in enumerate(warnings, 1):
         assert line.endswith(f"(attempt {attempt})"), (
             warnings
         )  # one line per attempt, not per thread
         assert f"cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:{port}/%2F: " in line
         assert "connection refused" in line
-    assert "consuming" not in worker.text
-    worker.proc.send_signal(signal.SIGTERM)
-    assert worker.proc.wait(60) == 0
-    assert_no_noise(worker.text)
-    assert "secret" not in worker.text
+    assert "consuming" not in worker.output
+    assert worker.terminate(60) == 0
+    assert_no_noise(worker.output)
+    assert "secret" not in worker.output
 
 
 @pytest.mark.rabbitmq
@@ -312,20 +265,19 @@ def test_worker_says_consuming_once_connected_and_recovers_from_a_broker_restart
     url = f"amqp://guest:guest@127.0.0.1:{port}/%2F"
     worker = start_worker("--url", url, "--concurrency", "3", HANDLERS, env=worker_env(service))
     try:
-        worker.wait_for("cannot connect", count=2)
-        assert "consuming" not in worker.text  # not before it is connected
+        wait_lines(worker, "cannot connect", count=2)
+        assert "consuming" not in worker.output  # not before it is connected
         broker.start()
-        worker.wait_for("consuming")
+        wait_lines(worker, "consuming")
         with service.client() as client:
             service.wait_ready(client)
             broker.stop()  # the broker goes away...
-            worker.wait_for(r" WARNING .*lost the connection to RabbitMQ")
-            worker.wait_for("cannot connect", count=len(warnings_in(worker.lines)) + 2)
+            wait_lines(worker, r" WARNING .*lost the connection to RabbitMQ")
+            wait_lines(worker, "cannot connect", count=len(warnings_in(worker.lines)) + 2)
             broker.start()  # ...and comes back
-            worker.wait_for("reconnected to RabbitMQ")
+            wait_lines(worker, "reconnected to RabbitMQ")
             assert client.get("conformance.add", data={"x": 1, "y": 2}).data == {"answer": 3}
-        worker.proc.send_signal(signal.SIGTERM)
-        assert worker.proc.wait(60) == 0
+        assert worker.terminate(60) == 0
     finally:
         broker.stop()
     lines = worker.lines
@@ -335,7 +287,7 @@ def test_worker_says_consuming_once_connected_and_recovers_from_a_broker_restart
     after_loss = next(i for i, line in enumerate(lines) if "lost the connection" in line)
     retries = [int(m) for m in re.findall(r"\(attempt (\d+)\)", "\n".join(lines[after_loss:]))]
     assert retries == list(range(1, len(retries) + 1)), retries  # one line per attempt
-    assert_no_noise(worker.text)
+    assert_no_noise(worker.output)
 
 
 def warnings_in(lines: list[str]) -> list[str]:
@@ -359,13 +311,12 @@ def test_worker_options_override_settings(service: Any, start_worker: Any) -> No
         env={**worker_env(service, url="amqp://guest:guest@127.0.0.1:1/%2F", concurrency=8)},
     )
     try:
-        line = worker.wait_for("consuming")[0]
+        line = wait_lines(worker, "consuming")[0]
         assert (
             f"consuming {queue} at amqp://guest:***@127.0.0.1:5672/%2F with 2 thread(s), " in line
         )
         assert line.endswith("prefetch 3")
-        worker.proc.send_signal(signal.SIGTERM)
-        assert worker.proc.wait(60) == 0
+        assert worker.terminate(60) == 0
     finally:
         delete_broker_objects(queues=[queue, f"{queue}.dead"])
 
@@ -379,8 +330,7 @@ def test_rabbitmq_legacy_worker_has_no_queue_option(start_worker: Any) -> None:
         HANDLERS,
         env={"SERVICE_NAME": "x", "EVENTS_EXCHANGE": "x"},
     )
-    assert worker.proc.wait(60) == 2
-    time.sleep(0.2)
+    assert worker.wait(60) == 2
     assert worker.lines[-1].startswith(
         "zc-events: error: the 'rabbitmq_legacy' backend does not take --queue"
     )
