@@ -97,7 +97,7 @@ def test_tampered_requests_are_refused(signing: Any, backend: str, field: str, v
     response = send_raw(signing, backend, tampered)
     assert response.errors and response.errors[0]["type"] == "SignatureError", response.errors
     time.sleep(0.2)
-    logs = "\n".join(w.log for w in signing.workers)
+    logs = "\n".join(w.output for w in signing.workers)
     assert f"id {tampered.id}" in logs and "refused" in logs
 
 

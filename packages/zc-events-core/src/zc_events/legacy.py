@@ -278,13 +278,23 @@ def parse_task(
     return LegacyRequest(envelope, None, protocol, task)
 
 
-def parse_request(body: bytes | str, headers: Mapping[str, Any] | None = None) -> LegacyRequest:
+def parse_request(
+    body: bytes | str,
+    headers: Mapping[str, Any] | None = None,
+    *,
+    max_bytes: int | None = None,
+) -> LegacyRequest:
     """Read a legacy request from its AMQP body (and headers, for protocol 2).
 
     Accepts Celery protocol 2 (``headers["task"]`` set, body ``[args, kwargs, embed]``) and the
     deprecated protocol-1 events (``{"task", "id", "args", "kwargs"}`` with no task header).
-    Raises :class:`EnvelopeError` naming what is wrong.
+    Raises :class:`EnvelopeError` naming what is wrong, including a body larger than
+    ``max_bytes`` (a worker passes ``ZC_EVENTS_MAX_MESSAGE_BYTES``).
     """
+    if max_bytes is not None and len(body) > max_bytes:
+        raise EnvelopeError(
+            f"legacy message is {len(body)} bytes, over ZC_EVENTS_MAX_MESSAGE_BYTES ({max_bytes})"
+        )
     try:
         _json.check_depth(body)
         obj = _json.loads(body)

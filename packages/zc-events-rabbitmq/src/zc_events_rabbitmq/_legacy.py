@@ -260,7 +260,9 @@ class LegacyConsumer:
 
     def handle(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
         try:
-            request = legacy.parse_request(body, properties.headers)
+            request = legacy.parse_request(
+                body, properties.headers, max_bytes=self.dispatcher.max_message_bytes
+            )
         except EnvelopeError as exc:
             self._dead_letter(channel, method, properties, body, str(exc))
             return
