@@ -130,6 +130,9 @@ def main() -> None:
         serve_floor(args.serve_floor)
         return
 
+    # Servers inherit this: no INFO line per handled message (the floor logs nothing either,
+    # and nobody reads the servers' stderr pipes, which would fill and stall them).
+    os.environ["ZC_EVENTS_LOG_MESSAGES"] = "0"
     setups = [setup_floor, setup_redis]
     if not args.no_legacy:
         setups.append(rpc.setup_rabbitmq_legacy)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -64,73 +66,100 @@ def publish_result(key: str, result: Any, maxlen: int) -> None:
 
 
 class _Waiter:
-    """One pending request: the reader thread fills ``body`` and releases the lock."""
+    """One pending request: whoever reads its reply sets ``body``, then ``event``."""
 
-    __slots__ = ("body", "lock")
+    __slots__ = ("body", "event")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
+        self.event = threading.Event()
         self.body: bytes | None = None
 
 
-class ReplyReader:
-    """The one background thread of a client process that pops its reply list and hands each
-    reply to the waiting call with the same envelope id. Replies nobody waits for (the call
-    timed out) are dropped."""
+class Replies:
+    """The reply list of one client process, and the calls waiting on it.
+
+    No background thread: one waiting call at a time takes the reading role, pops replies
+    (``BLMPOP``, up to 100 per round trip) and hands each to the call with the same envelope id;
+    when its own reply came it passes the role to another waiting call. A lone caller thus
+    reads its own reply, with no thread hand-off. Replies nobody waits for are dropped.
+    """
 
     def __init__(self, options: Options) -> None:
         self.name = options.names.reply(uuid.uuid4().hex)
         self.pid = os.getpid()
-        self._options = options
         self._waiters: dict[str, _Waiter] = {}
-        self._closed = False
+        self._reading = threading.Lock()
         self._redis = connect(options, "replies", retries=0)
-        self._thread = threading.Thread(target=self._run, name="zc-events-redis-replies")
-        self._thread.daemon = True
-        self._thread.start()
+        self._blmpop = True  # Redis < 7.0 has only BLPOP
+        self._closed = False
+        self._delay = 0.05
 
     def expect(self, envelope_id: str) -> _Waiter:
+        """Register a call before its request is published."""
         waiter = self._waiters[envelope_id] = _Waiter()
         return waiter
 
-    def forget(self, envelope_id: str) -> None:
-        self._waiters.pop(envelope_id, None)
+    def wait(self, envelope_id: str, waiter: _Waiter, timeout: float) -> bytes | None:
+        """The reply body, or None after ``timeout`` seconds; forgets the call either way."""
+        deadline = time.monotonic() + timeout
+        try:
+            while waiter.body is None:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    return None
+                if self._reading.acquire(blocking=False):
+                    try:
+                        if waiter.body is None:
+                            self._read(min(left, 1.0))
+                    finally:
+                        self._reading.release()
+                else:  # another call reads: it wakes us with our reply or to take over
+                    waiter.event.wait(left)
+                    waiter.event.clear()
+            return waiter.body
+        finally:
+            self._waiters.pop(envelope_id, None)
+            self._hand_over()  # whoever waits now may have to take the reading role
 
-    def _run(self) -> None:
-        delay = 0.05
-        while not self._closed:
-            try:
-                item: Any = self._redis.blpop([self.name], timeout=1)
-                delay = 0.05
-            except CONNECTION_ERRORS as exc:
-                if self._closed:
-                    return
-                log.warning("reply reader: Redis connection failed (%r); retrying", exc)
-                threading.Event().wait(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            except Exception:  # keep the reader alive: every waiting call depends on it
-                log.exception("reply reader: unexpected error")
-                threading.Event().wait(delay)
-                continue
-            if item is None:
-                continue
-            raw: bytes = item[1]
+    def _hand_over(self) -> None:
+        for other in list(self._waiters.values()):
+            if other.body is None:
+                other.event.set()
+                return
+
+    def _read(self, timeout: float) -> None:
+        try:
+            if self._blmpop:
+                result: Any = self._redis.blmpop(timeout, 1, self.name, direction="LEFT", count=100)
+                items = [] if result is None else result[1]
+            else:
+                item: Any = self._redis.blpop([self.name], timeout=timeout)
+                items = [] if item is None else [item[1]]
+            self._delay = 0.05
+        except redis.exceptions.ResponseError as exc:
+            if not self._blmpop or "unknown command" not in str(exc).lower():
+                raise
+            self._blmpop = False
+            return
+        except CONNECTION_ERRORS as exc:
+            if self._closed:
+                return
+            log.warning("reading replies: Redis connection failed (%s); retrying", exc)
+            time.sleep(self._delay)
+            self._delay = min(self._delay * 2, 1.0)
+            return
+        for raw in items:
             envelope_id, _, body = raw.partition(b"\n")
-            waiter = self._waiters.pop(envelope_id.decode(errors="replace"), None)
+            waiter = self._waiters.get(envelope_id.decode(errors="replace"))
             if waiter is not None:
                 waiter.body = body
-                waiter.lock.release()
+                waiter.event.set()
 
-    def close(self, wake: redis.Redis) -> None:
+    def close(self, other: redis.Redis) -> None:
+        """Forget leftover replies and close the reading connection."""
         self._closed = True
-        try:  # wake the reader from BLPOP, then forget any leftover replies
-            wake.rpush(self.name, b"\n")
-            self._thread.join(5)
-            wake.delete(self.name)
-        except CONNECTION_ERRORS:
-            pass
+        with contextlib.suppress(*CONNECTION_ERRORS):
+            other.delete(self.name)
         self._redis.close()
 
 
@@ -163,7 +192,7 @@ class RedisBackend(Backend):
         self.options = Options(self.settings, **known)
         self._redis = connect(self.options, "client")
         self._publish = self._redis.register_script(PUBLISH_SCRIPT)
-        self._reader: ReplyReader | None = None
+        self._reply_list: Replies | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -185,16 +214,16 @@ class RedisBackend(Backend):
             )
         return PublishError(f"{what}: Redis at {describe_url(self.url)} failed: {exc!r}")
 
-    def _replies(self) -> ReplyReader:
-        reader = self._reader
-        if reader is None or reader.pid != os.getpid():
+    def _replies(self) -> Replies:
+        replies = self._reply_list
+        if replies is None or replies.pid != os.getpid():
             with self._lock:
                 if self._closed:
                     raise PublishError("the redis backend is closed")
-                reader = self._reader
-                if reader is None or reader.pid != os.getpid():
-                    reader = self._reader = ReplyReader(self.options)
-        return reader
+                replies = self._reply_list
+                if replies is None or replies.pid != os.getpid():
+                    replies = self._reply_list = Replies(self.options)
+        return replies
 
     def prepare_request(self, envelope: Envelope) -> None:
         """The reply list is this process's: set before middleware, so signatures cover it."""
@@ -209,27 +238,29 @@ class RedisBackend(Backend):
             raise RequestTimeout(
                 f"{envelope.method} {key!r}: the deadline passed before it was sent", key, timeout
             )
-        reader = self._replies()
+        replies = self._replies()
         if not self.options.names.is_reply(envelope.reply_to):
-            envelope.reply_to = reader.name  # not prepared (called without a client)
+            envelope.reply_to = replies.name  # not prepared (called without a client)
         body = self.check_size(envelope, envelope.encode())
-        waiter = reader.expect(envelope.id)
+        waiter = replies.expect(envelope.id)
         try:
-            try:
-                result = self._publish(
-                    keys=[self.options.names.stream(key)], args=[self.options.maxlen, body]
-                )
-            except redis.exceptions.RedisError as exc:
-                raise self._fail(f"{envelope.method} {key!r}", exc) from exc
+            result = self._publish(
+                keys=[self.options.names.stream(key)], args=[self.options.maxlen, body]
+            )
+        except redis.exceptions.RedisError as exc:
+            replies.wait(envelope.id, waiter, 0)  # forget the call
+            raise self._fail(f"{envelope.method} {key!r}", exc) from exc
+        try:
             publish_result(key, result, self.options.maxlen)
-            if not waiter.lock.acquire(timeout=wait):
-                raise RequestTimeout(
-                    f"no reply to {envelope.method} {key!r} within {timeout:g} s", key, timeout
-                )
-        finally:
-            reader.forget(envelope.id)
-        assert waiter.body is not None
-        return Response.decode(waiter.body)
+        except Exception:
+            replies.wait(envelope.id, waiter, 0)
+            raise
+        reply = replies.wait(envelope.id, waiter, wait)
+        if reply is None:
+            raise RequestTimeout(
+                f"no reply to {envelope.method} {key!r} within {timeout:g} s", key, timeout
+            )
+        return Response.decode(reply)
 
     def send(self, envelope: Envelope) -> None:
         """Add ``envelope`` to its key's stream; NoRouteError when nobody handles the key."""
@@ -283,12 +314,12 @@ class RedisBackend(Backend):
         Worker(self.options, self.queue, dispatcher).run(self.stopping)
 
     def close(self) -> None:
-        """Stop the reply reader, delete this process's reply list, close connections."""
+        """Delete this process's reply list and close the connections."""
         with self._lock:
             self._closed = True
-            reader, self._reader = self._reader, None
-        if reader is not None and reader.pid == os.getpid():
-            reader.close(self._redis)
+            replies, self._reply_list = self._reply_list, None
+        if replies is not None and replies.pid == os.getpid():
+            replies.close(self._redis)
         self._redis.close()
 
 

@@ -1,0 +1,47 @@
+"""The client's reply list: one reader at a time, the role handed on; nothing left behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from zc_events import RequestTimeout
+
+pytestmark = pytest.mark.redis
+
+
+def test_a_call_that_times_out_hands_reading_to_the_others(served: Any) -> None:
+    with served.client() as client:
+        client.get("conformance.echo")  # the reply list exists; nobody is reading
+        results: dict[str, Any] = {}
+
+        def slow() -> None:
+            results["slow"] = client.get("conformance.sleep", data={"seconds": 1.5}, timeout=20)
+
+        def impatient() -> None:
+            try:
+                client.get("conformance.sleep", data={"seconds": 3}, timeout=0.5)
+            except RequestTimeout as exc:
+                results["impatient"] = exc
+
+        # the impatient call starts first, so it is the one reading when it gives up
+        threads = [threading.Thread(target=impatient), threading.Thread(target=slow)]
+        threads[0].start()
+        time.sleep(0.2)
+        threads[1].start()
+        for t in threads:
+            t.join(30)
+        assert isinstance(results["impatient"], RequestTimeout)
+        assert results["slow"].has_errors is False
+
+
+def test_close_deletes_the_reply_list(served: Any, redis_client: Any) -> None:
+    client = served.client()
+    client.get("conformance.echo")
+    name = client.backend._reply_list.name
+    redis_client.rpush(name, b"left over")
+    client.close()
+    assert redis_client.exists(name) == 0
