@@ -186,10 +186,38 @@ class RedisBackend(Backend):
 
     name = "redis"
 
-    def __init__(self, *, settings: Settings | None = None, **options: Any) -> None:
-        known = {k: options.pop(k) for k in list(options) if k in _OPTION_NAMES}
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        url: str | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        queue: str | None = None,
+        concurrency: int = 4,
+        prefetch: int = 10,
+        maxlen: int = 100_000,
+        block: float = 1.0,
+        claim_idle: float = 60.0,
+        max_deliveries: int = 5,
+        reply_ttl: float = 60.0,
+        client_name: str | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(settings=settings, **options)
-        self.options = Options(self.settings, **known)
+        self.options = Options(
+            self.settings,
+            url=url,
+            prefix=prefix,
+            queue=queue,
+            concurrency=concurrency,
+            prefetch=prefetch,
+            maxlen=maxlen,
+            block=block,
+            claim_idle=claim_idle,
+            max_deliveries=max_deliveries,
+            reply_ttl=reply_ttl,
+            client_name=client_name,
+        )
         self._redis = connect(self.options, "client")
         self._publish = self._redis.register_script(PUBLISH_SCRIPT)
         self._reply_list: Replies | None = None
@@ -321,20 +349,3 @@ class RedisBackend(Backend):
         if replies is not None and replies.pid == os.getpid():
             replies.close(self._redis)
         self._redis.close()
-
-
-_OPTION_NAMES = frozenset(
-    {
-        "url",
-        "prefix",
-        "queue",
-        "concurrency",
-        "prefetch",
-        "maxlen",
-        "block",
-        "claim_idle",
-        "max_deliveries",
-        "reply_ttl",
-        "client_name",
-    }
-)

@@ -66,6 +66,8 @@ class Worker:
     def run(self, stopping: threading.Event) -> None:
         """Consume until ``stopping`` is set, then finish the entries in hand and return."""
         self._stopping = stopping
+        if not self._connect_first():
+            return
         log.info(
             "consuming %d stream(s) as group %r at %s with %d thread(s), prefetch %d",
             len(self.streams),
@@ -90,6 +92,36 @@ class Worker:
         if self.fatal is not None:
             raise self.fatal
         log.info("stopped consuming group %r", self.group)
+
+    def _connect_first(self) -> bool:
+        """Connect and create the groups before saying "consuming"; retry with backoff while
+        Redis is unreachable. False if stopped meanwhile; ConfigurationError if refused."""
+        delay = BACKOFF_FIRST
+        while not self._stopping.is_set():
+            conn = connect(self.options, "worker", retries=0)
+            try:
+                self._create_groups(conn)
+                return True
+            except AUTH_ERRORS as exc:
+                raise ConfigurationError(
+                    f"Redis at {describe_url(self.options.url)} refused the credentials: {exc} "
+                    "(check the 'url' option or ZC_EVENTS_REDIS_URL)"
+                ) from None
+            except _Fatal as exc:
+                raise (exc.__cause__ or exc) from None
+            except CONNECTION_ERRORS as exc:
+                wait = delay * random.uniform(0.8, 1.2)
+                log.warning(
+                    "cannot connect to Redis at %s (%s); retrying in %.1f s",
+                    describe_url(self.options.url),
+                    exc,
+                    wait,
+                )
+                self._stopping.wait(wait)
+                delay = min(delay * 2, BACKOFF_MAX)
+            finally:
+                conn.close()
+        return False
 
     # -- one consumer thread -------------------------------------------------------------------
     def _thread(self, n: int) -> None:
