@@ -212,7 +212,7 @@ def test_bad_credentials_fail_the_call(
 def test_missing_bucket_fails_the_call(aws: object) -> None:
     check = S3ClaimCheck(bucket="zc-events-no-such-bucket")
     dispatcher = Dispatcher([HANDLERS], [check])
-    with EventClient("memory", dispatcher=dispatcher, middleware=[check]) as client:
+    with EventClient("memory", dispatcher=dispatcher, middleware=[check], inline=False) as client:
         with pytest.raises(ClaimCheckError, match="the bucket does not exist") as info:
             client.post("conformance.echo", data={"blob": "x" * MiB})
         assert info.value.code == "NoSuchBucket"
@@ -293,7 +293,9 @@ class TestConformanceWithClaimCheck(BackendConformance):
     def client(self, bucket: str) -> Iterator[EventClient]:
         check = S3ClaimCheck(bucket=bucket, threshold_bytes=512)
         dispatcher = Dispatcher([HANDLERS], [check])
-        with EventClient("memory", dispatcher=dispatcher, middleware=[check]) as client:
+        with EventClient(
+            "memory", dispatcher=dispatcher, middleware=[check], inline=False
+        ) as client:
             yield client
 
 

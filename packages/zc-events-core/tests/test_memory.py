@@ -70,11 +70,34 @@ def test_the_handler_sees_a_copy_not_the_callers_object(backend: MemoryBackend) 
     assert data == {"n": 1}
 
 
-def test_timeout_fires_while_the_handler_still_runs(backend: MemoryBackend) -> None:
-    started = time.monotonic()
-    with pytest.raises(RequestTimeout, match="no reply to GET 'sleep' within 0.05 s"):
-        EventClient(backend).get("sleep", data=1, timeout=0.05)
-    assert time.monotonic() - started < 0.9
+def test_threaded_timeout_fires_while_the_handler_still_runs() -> None:
+    registry = HandlerRegistry({"blocked": blocked})
+    backend = MemoryBackend(dispatcher=Dispatcher([registry]), inline=False)
+    gate.clear()
+    seen.clear()
+    try:
+        with pytest.raises(RequestTimeout, match="no reply to GET 'blocked' within 0.05 s"):
+            EventClient(backend).get("blocked", data=1, timeout=0.05)
+        assert seen == []  # the caller stopped waiting; the handler is still blocked
+    finally:
+        gate.set()
+        backend.close()
+
+
+def test_waiting_calls_run_inline_by_default(backend: MemoryBackend) -> None:
+    threads: list[threading.Thread] = []
+    registry = HandlerRegistry({"where": lambda r: threads.append(threading.current_thread())})
+    backend = MemoryBackend(dispatcher=Dispatcher([registry]))
+    assert backend.inline is True
+    EventClient(backend).get("where")
+    assert threads == [threading.current_thread()]
+
+
+def test_inline_overrun_raises_request_timeout_when_the_handler_returns(
+    backend: MemoryBackend,
+) -> None:
+    with pytest.raises(RequestTimeout, match="ran past the timeout.*inline=False"):
+        EventClient(backend).get("sleep", data=0.2, timeout=0.05)
 
 
 def test_unknown_key_fails_at_once(backend: MemoryBackend) -> None:

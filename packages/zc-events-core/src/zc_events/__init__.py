@@ -27,8 +27,10 @@ from ._api import (
     put_no_wait,
     reset,
 )
+from ._async_backend import AsyncBackend, ThreadedAsyncBackend, create_async_backend
+from ._async_client import AsyncBatch, AsyncEventClient
 from ._backend import Backend, batch_error, create_backend
-from ._client import Batch, EventClient
+from ._client import BaseClient, Batch, EventClient
 from ._envelope import Envelope, new_id
 from ._exceptions import (
     BackendNotFound,
@@ -54,8 +56,12 @@ from ._worker import import_modules, serve
 __version__ = "1.0.0"
 
 __all__ = [
+    "AsyncBackend",
+    "AsyncBatch",
+    "AsyncEventClient",
     "Backend",
     "BackendNotFound",
+    "BaseClient",
     "Batch",
     "ConfigurationError",
     "Dispatcher",
@@ -74,11 +80,13 @@ __all__ = [
     "Response",
     "Settings",
     "SignatureError",
+    "ThreadedAsyncBackend",
     "ZcEventsError",
     "batch_error",
     "call",
     "call_no_wait",
     "configure",
+    "create_async_backend",
     "create_backend",
     "default_client",
     "delete",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._envelope import Envelope
 from ._exceptions import ConfigurationError, EnvelopeError, NoRouteError, PublishError
@@ -15,17 +15,23 @@ from ._registry import BACKENDS, load
 from ._response import Response
 from ._settings import Settings, global_settings
 
-__all__ = ["Backend", "create_backend"]
+if TYPE_CHECKING:
+    from ._async_backend import AsyncBackend
+
+__all__ = ["Backend", "BaseBackend", "check_no_options", "create_backend", "resolve_backend"]
 
 
-class Backend(ABC):
-    """A transport. Subclass it, publish it in the ``zc_events.backends`` entry-point group and
-    pass :class:`zc_events.testing.conformance.BackendConformance`.
+def check_no_options(name: str, options: dict[str, Any]) -> None:
+    """Raise ConfigurationError naming ``options`` a backend did not take."""
+    if options:
+        raise ConfigurationError(
+            f"backend {name!r} got unknown option(s): {', '.join(sorted(options))}"
+        )
 
-    Client side: :meth:`request` (publish, wait for the reply) and :meth:`send` (publish once the
-    transport has taken the message). Server side: :meth:`serve` until :meth:`stop`.
-    Instances must be safe to share between threads.
-    """
+
+class BaseBackend:
+    """What the sync and async transport contracts share: ``name``, ``unknown_key_error``,
+    settings, the unknown-option check, the message size limit and the default dispatcher."""
 
     #: The entry-point name.
     name: ClassVar[str] = ""
@@ -34,12 +40,7 @@ class Backend(ABC):
 
     def __init__(self, *, settings: Settings | None = None, **options: Any) -> None:
         self.settings = settings if settings is not None else global_settings()
-        if options:
-            raise ConfigurationError(
-                f"backend {self.name or type(self).__name__!r} got unknown option(s): "
-                f"{', '.join(sorted(options))}"
-            )
-        self._stopping = threading.Event()
+        check_no_options(self.name or type(self).__name__, options)
         #: Largest encoded message :meth:`check_size` lets through
         #: (``ZC_EVENTS_MAX_MESSAGE_BYTES``).
         self.max_message_bytes = self.settings.max_message_bytes
@@ -63,6 +64,34 @@ class Backend(ABC):
         ``reply_to`` to a fresh uuid; a transport that needs another address sets it here, and
         :meth:`request` must then keep ``envelope.reply_to`` as it is."""
 
+    def default_dispatcher(self) -> Dispatcher:
+        """A dispatcher over the process-wide handlers, settings handlers and server middleware."""
+        return default_dispatcher(self.settings)
+
+
+class Backend(BaseBackend, ABC):
+    """A transport. Subclass it, publish it in the ``zc_events.backends`` entry-point group and
+    pass :class:`zc_events.testing.conformance.BackendConformance`.
+
+    Client side: :meth:`request` (publish, wait for the reply) and :meth:`send` (publish once the
+    transport has taken the message). Server side: :meth:`serve` until :meth:`stop`.
+    Instances must be safe to share between threads. Its asyncio face: :meth:`async_backend_class`.
+    """
+
+    def __init__(self, *, settings: Settings | None = None, **options: Any) -> None:
+        super().__init__(settings=settings, **options)
+        self._stopping = threading.Event()
+
+    @classmethod
+    def async_backend_class(cls) -> type[AsyncBackend] | None:
+        """The native :class:`AsyncBackend` of this transport, or None (the default).
+
+        :func:`create_async_backend` uses it when there is one, and otherwise runs this sync
+        backend on threads (:class:`ThreadedAsyncBackend`). Import the asyncio driver inside
+        the override, so that sync users never import it.
+        """
+        return None
+
     @abstractmethod
     def request(self, envelope: Envelope, timeout: float) -> Response:
         """Publish ``envelope`` and return the reply; raise RequestTimeout after ``timeout`` s."""
@@ -81,16 +110,6 @@ class Backend(ABC):
                 failed.append((envelope, exc))
         if failed:
             raise batch_error(failed, len(envelopes))
-
-    def default_dispatcher(self) -> Dispatcher:
-        """A dispatcher over the process-wide handlers, settings handlers and server middleware."""
-        from ._handlers import HandlerRegistry, handlers
-
-        registries = [handlers]
-        configured = self.settings.handlers
-        if configured:
-            registries.append(HandlerRegistry(configured))
-        return Dispatcher(registries, build_middleware(self.settings), settings=self.settings)
 
     def serve(self, dispatcher: Dispatcher | None = None) -> None:
         """Consume and dispatch until :meth:`stop` is called, then finish in-flight messages."""
@@ -115,6 +134,18 @@ class Backend(ABC):
         self.close()
 
 
+def default_dispatcher(settings: Settings) -> Dispatcher:
+    """A dispatcher over the process-wide handlers, ``ZC_EVENTS_HANDLERS`` and the server
+    middleware of ``settings``."""
+    from ._handlers import HandlerRegistry, handlers
+
+    registries = [handlers]
+    configured = settings.handlers
+    if configured:
+        registries.append(HandlerRegistry(configured))
+    return Dispatcher(registries, build_middleware(settings), settings=settings)
+
+
 def batch_error(failed: list[tuple[Envelope, BaseException]], total: int) -> PublishError:
     """A PublishError naming the messages of a batch the transport did not take."""
     listed = "; ".join(f"{env.key!r} id {env.id}: {exc}" for env, exc in failed[:10])
@@ -122,6 +153,24 @@ def batch_error(failed: list[tuple[Envelope, BaseException]], total: int) -> Pub
     error = PublishError(f"{len(failed)} of {total} messages were not published: {listed}{more}")
     error.failed = [env for env, _ in failed]  # type: ignore[attr-defined]
     return error
+
+
+def resolve_backend(
+    name: str | None, settings: Settings, options: dict[str, Any]
+) -> tuple[type[Backend], dict[str, Any]]:
+    """The Backend class named ``name`` (default ``ZC_EVENTS_BACKEND``) and its options, with
+    ``ZC_EVENTS_BACKEND_OPTIONS`` layered under ``options`` when they apply to it."""
+    configured = settings.backend
+    # Options apply to the configured backend, or to whichever backend is named when none is.
+    backend_set = settings.lookup("ZC_EVENTS_BACKEND")[1] != ""
+    if name is None:
+        name = configured
+    if name == configured or not backend_set:
+        options = {**settings.backend_options, **options}
+    cls = load(name, BACKENDS)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigurationError(f"backend {name!r} resolved to {cls!r}, not a zc_events.Backend")
+    return cls, options
 
 
 def create_backend(
@@ -133,14 +182,5 @@ def create_backend(
     ``ZC_EVENTS_BACKEND_OPTIONS`` are applied first and ``options`` override them.
     """
     settings = settings if settings is not None else global_settings()
-    configured = settings.backend
-    # Options apply to the configured backend, or to whichever backend is named when none is.
-    backend_set = settings.lookup("ZC_EVENTS_BACKEND")[1] != ""
-    if name is None:
-        name = configured
-    if name == configured or not backend_set:
-        options = {**settings.backend_options, **options}
-    cls = load(name, BACKENDS)
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise ConfigurationError(f"backend {name!r} resolved to {cls!r}, not a zc_events.Backend")
+    cls, options = resolve_backend(name, settings, options)
     return cls(settings=settings, **options)

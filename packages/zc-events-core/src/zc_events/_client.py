@@ -1,20 +1,253 @@
-"""EventClient: the verbs. How a call travels: docs/architecture.md."""
+"""EventClient and the parts it shares with AsyncEventClient. How a call travels:
+docs/architecture.md.
+
+Like httpx's ``BaseClient``: :class:`BaseClient` holds everything that is not I/O (settings,
+envelope building, middleware), the verb mixins spell the verbs once for both faces, and
+:class:`EventClient` / :class:`~zc_events.AsyncEventClient` differ only where they wait.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ._backend import Backend, create_backend
 from ._envelope import Envelope, new_id
-from ._middleware import Middleware, build_middleware
+from ._middleware import Middleware, build_middleware, call_hook, call_hook_async
 from ._response import Response
 from ._settings import Settings, global_settings
 
-__all__ = ["Batch", "EventClient"]
+__all__ = ["BaseBatch", "BaseClient", "Batch", "EventClient", "NoWaitVerbs", "WaitVerbs"]
+
+R = TypeVar("R")
+S = TypeVar("S")
 
 
-class EventClient:
+class BaseClient:
+    """What the sync and async clients share: settings, default timeout, middleware, and
+    building envelopes. ``timeout`` is the default wait in seconds (``ZC_EVENTS_TIMEOUT``),
+    ``middleware`` overrides ``ZC_EVENTS_MIDDLEWARE``."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        timeout: float | None = None,
+        middleware: Iterable[Any] | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else global_settings()
+        self.timeout = self.settings.timeout if timeout is None else float(timeout)
+        self.middleware: list[Middleware] = build_middleware(self.settings, middleware)
+
+    def build_envelope(
+        self,
+        method: str,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+        wait: bool = False,
+    ) -> Envelope:
+        """A validated envelope for a call (before middleware); ``timeout`` sets its deadline.
+
+        A waiting call (``wait=True``) gets its reply address now, before middleware runs, so
+        that a signature covers it; backends keep it (the legacy wire uses it as the Redis reply
+        list). Raises EnvelopeError for bad arguments (non-JSON data, bad key, method or timeout).
+        """
+        return Envelope.create(
+            key,
+            method,
+            data,
+            headers,
+            timeout=timeout,
+            priority=priority,
+            reply_to=new_id() if wait else None,
+        )
+
+    def wait_for(self, timeout: float | None) -> float:
+        """The wait in seconds for a call given ``timeout`` (None: the client's default)."""
+        return self.timeout if timeout is None else timeout
+
+    def outgoing(self, envelope: Envelope) -> Envelope:
+        """Run the client middleware's ``outgoing_request`` hooks, in order."""
+        for mw in self.middleware:
+            envelope = call_hook(mw, "outgoing_request", envelope)
+        return envelope
+
+    def incoming(self, envelope: Envelope, response: Response) -> Response:
+        """Run the client middleware's ``incoming_response`` hooks, in reverse order."""
+        for mw in reversed(self.middleware):
+            response = call_hook(mw, "incoming_response", envelope, response)
+        return response
+
+    async def aoutgoing(self, envelope: Envelope) -> Envelope:
+        """Like :meth:`outgoing`, awaiting async hooks."""
+        for mw in self.middleware:
+            envelope = await call_hook_async(mw, "outgoing_request", envelope)
+        return envelope
+
+    async def aincoming(self, envelope: Envelope, response: Response) -> Response:
+        """Like :meth:`incoming`, awaiting async hooks."""
+        for mw in reversed(self.middleware):
+            response = await call_hook_async(mw, "incoming_response", envelope, response)
+        return response
+
+
+class WaitVerbs(Generic[R]):
+    """The waiting verbs, spelled once for both clients: each calls :meth:`request`, so on
+    AsyncEventClient they return a coroutine to await."""
+
+    def request(
+        self,
+        method: str,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+    ) -> R:
+        raise NotImplementedError
+
+    def get(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+    ) -> R:
+        """GET ``key`` and wait for the Response."""
+        return self.request("GET", key, data, headers, timeout=timeout, priority=priority)
+
+    def post(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+    ) -> R:
+        """POST to ``key`` and wait for the Response."""
+        return self.request("POST", key, data, headers, timeout=timeout, priority=priority)
+
+    def put(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+    ) -> R:
+        """PUT to ``key`` and wait for the Response."""
+        return self.request("PUT", key, data, headers, timeout=timeout, priority=priority)
+
+    def patch(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+    ) -> R:
+        """PATCH ``key`` and wait for the Response."""
+        return self.request("PATCH", key, data, headers, timeout=timeout, priority=priority)
+
+    def delete(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+        priority: int | None = None,
+    ) -> R:
+        """DELETE ``key`` and wait for the Response."""
+        return self.request("DELETE", key, data, headers, timeout=timeout, priority=priority)
+
+    call = post
+
+
+class NoWaitVerbs(Generic[S]):
+    """The ``*_no_wait`` verbs, spelled once for the clients and batches: each calls
+    :meth:`request_no_wait` and returns (on AsyncEventClient: awaits to) the message id."""
+
+    def request_no_wait(
+        self,
+        method: str,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> S:
+        raise NotImplementedError
+
+    def get_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> S:
+        """GET ``key`` without waiting; returns the message id."""
+        return self.request_no_wait("GET", key, data, headers, priority=priority)
+
+    def post_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> S:
+        """POST to ``key`` without waiting; returns the message id."""
+        return self.request_no_wait("POST", key, data, headers, priority=priority)
+
+    def put_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> S:
+        """PUT to ``key`` without waiting; returns the message id."""
+        return self.request_no_wait("PUT", key, data, headers, priority=priority)
+
+    def patch_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> S:
+        """PATCH ``key`` without waiting; returns the message id."""
+        return self.request_no_wait("PATCH", key, data, headers, priority=priority)
+
+    def delete_no_wait(
+        self,
+        key: str,
+        data: Any = None,
+        headers: dict[str, Any] | None = None,
+        *,
+        priority: int | None = None,
+    ) -> S:
+        """DELETE ``key`` without waiting; returns the message id."""
+        return self.request_no_wait("DELETE", key, data, headers, priority=priority)
+
+    call_no_wait = post_no_wait
+
+
+class EventClient(BaseClient, WaitVerbs[Response], NoWaitVerbs[str]):
     """Calls handlers in other services over a backend. Safe to share between threads.
 
     ``backend`` is a backend name, a :class:`Backend` instance, or None for the
@@ -32,15 +265,12 @@ class EventClient:
         middleware: Iterable[Any] | None = None,
         **options: Any,
     ) -> None:
-        self.settings = settings if settings is not None else global_settings()
+        super().__init__(settings=settings, timeout=timeout, middleware=middleware)
         if isinstance(backend, Backend):
             self.backend = backend
         else:
             self.backend = create_backend(backend, self.settings, **options)
-        self.timeout = self.settings.timeout if timeout is None else float(timeout)
-        self.middleware: list[Middleware] = build_middleware(self.settings, middleware)
 
-    # -- core ----------------------------------------------------------------------------
     def request(
         self,
         method: str,
@@ -56,32 +286,15 @@ class EventClient:
         Returns the Response, remote failures included. Raises RequestTimeout, NoRouteError,
         PublishError, or EnvelopeError for bad arguments (non-JSON data, bad key or method).
         """
-        wait = self.timeout if timeout is None else timeout
-        # The reply address is chosen before middleware runs, so that a signature covers it;
-        # backends keep it (the legacy wire uses it as the Redis reply list).
-        envelope = Envelope.create(
-            key, method, data, headers, timeout=wait, priority=priority, reply_to=new_id()
+        wait = self.wait_for(timeout)
+        envelope = self.build_envelope(
+            method, key, data, headers, timeout=wait, priority=priority, wait=True
         )
         self.backend.prepare_request(envelope)
-        for mw in self.middleware:
-            envelope = mw.outgoing_request(envelope)
-        response = self.backend.request(envelope, wait)
-        for mw in reversed(self.middleware):
-            response = mw.incoming_response(envelope, response)
-        return response
-
-    def _envelope_no_wait(
-        self,
-        method: str,
-        key: str,
-        data: Any,
-        headers: dict[str, Any] | None,
-        priority: int | None,
-    ) -> Envelope:
-        envelope = Envelope.create(key, method, data, headers, priority=priority)
-        for mw in self.middleware:
-            envelope = mw.outgoing_request(envelope)
-        return envelope
+        if self.middleware:
+            envelope = self.outgoing(envelope)
+            return self.incoming(envelope, self.backend.request(envelope, wait))
+        return self.backend.request(envelope, wait)
 
     def request_no_wait(
         self,
@@ -94,129 +307,9 @@ class EventClient:
     ) -> str:
         """Send ``method`` to ``key`` without waiting; return the message id once the transport
         has the message. Raises NoRouteError, PublishError or EnvelopeError."""
-        envelope = self._envelope_no_wait(method, key, data, headers, priority)
+        envelope = self.outgoing(self.build_envelope(method, key, data, headers, priority=priority))
         self.backend.send(envelope)
         return envelope.id
-
-    # -- verbs ---------------------------------------------------------------------------
-    def get(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        priority: int | None = None,
-    ) -> Response:
-        """GET ``key`` and wait for the Response."""
-        return self.request("GET", key, data, headers, timeout=timeout, priority=priority)
-
-    def post(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        priority: int | None = None,
-    ) -> Response:
-        """POST to ``key`` and wait for the Response."""
-        return self.request("POST", key, data, headers, timeout=timeout, priority=priority)
-
-    def put(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        priority: int | None = None,
-    ) -> Response:
-        """PUT to ``key`` and wait for the Response."""
-        return self.request("PUT", key, data, headers, timeout=timeout, priority=priority)
-
-    def patch(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        priority: int | None = None,
-    ) -> Response:
-        """PATCH ``key`` and wait for the Response."""
-        return self.request("PATCH", key, data, headers, timeout=timeout, priority=priority)
-
-    def delete(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        timeout: float | None = None,
-        priority: int | None = None,
-    ) -> Response:
-        """DELETE ``key`` and wait for the Response."""
-        return self.request("DELETE", key, data, headers, timeout=timeout, priority=priority)
-
-    call = post
-
-    def get_no_wait(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        priority: int | None = None,
-    ) -> str:
-        """GET ``key`` without waiting; returns the message id."""
-        return self.request_no_wait("GET", key, data, headers, priority=priority)
-
-    def post_no_wait(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        priority: int | None = None,
-    ) -> str:
-        """POST to ``key`` without waiting; returns the message id."""
-        return self.request_no_wait("POST", key, data, headers, priority=priority)
-
-    def put_no_wait(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        priority: int | None = None,
-    ) -> str:
-        """PUT to ``key`` without waiting; returns the message id."""
-        return self.request_no_wait("PUT", key, data, headers, priority=priority)
-
-    def patch_no_wait(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        priority: int | None = None,
-    ) -> str:
-        """PATCH ``key`` without waiting; returns the message id."""
-        return self.request_no_wait("PATCH", key, data, headers, priority=priority)
-
-    def delete_no_wait(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        priority: int | None = None,
-    ) -> str:
-        """DELETE ``key`` without waiting; returns the message id."""
-        return self.request_no_wait("DELETE", key, data, headers, priority=priority)
-
-    call_no_wait = post_no_wait
 
     def batch(self) -> Batch:
         """Collect ``*_no_wait`` calls and publish them together (confirms pipelined)::
@@ -241,13 +334,11 @@ class EventClient:
         return f"<EventClient backend={self.backend.name!r}>"
 
 
-class Batch:
-    """Fire-and-forget calls published together by :meth:`flush` (or on leaving the ``with``).
+class BaseBatch(NoWaitVerbs[str]):
+    """Queues ``*_no_wait`` calls (validated at once; each returns its message id) for a flush
+    that runs the client middleware and publishes them together."""
 
-    ``flush`` raises PublishError naming every message the transport did not take.
-    """
-
-    def __init__(self, client: EventClient) -> None:
+    def __init__(self, client: BaseClient) -> None:
         self.client = client
         self.envelopes: list[Envelope] = []
 
@@ -261,76 +352,35 @@ class Batch:
         priority: int | None = None,
     ) -> str:
         """Queue ``method`` to ``key``; returns the message id."""
-        envelope = self.client._envelope_no_wait(method, key, data, headers, priority)
+        envelope = self.client.build_envelope(method, key, data, headers, priority=priority)
         self.envelopes.append(envelope)
         return envelope.id
 
-    def get_no_wait(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        priority: int | None = None,
-    ) -> str:
-        """Queue a GET."""
-        return self.request_no_wait("GET", key, data, headers, priority=priority)
-
-    def post_no_wait(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        priority: int | None = None,
-    ) -> str:
-        """Queue a POST."""
-        return self.request_no_wait("POST", key, data, headers, priority=priority)
-
-    def put_no_wait(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        priority: int | None = None,
-    ) -> str:
-        """Queue a PUT."""
-        return self.request_no_wait("PUT", key, data, headers, priority=priority)
-
-    def patch_no_wait(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        priority: int | None = None,
-    ) -> str:
-        """Queue a PATCH."""
-        return self.request_no_wait("PATCH", key, data, headers, priority=priority)
-
-    def delete_no_wait(
-        self,
-        key: str,
-        data: Any = None,
-        headers: dict[str, Any] | None = None,
-        *,
-        priority: int | None = None,
-    ) -> str:
-        """Queue a DELETE."""
-        return self.request_no_wait("DELETE", key, data, headers, priority=priority)
-
-    call_no_wait = post_no_wait
-
-    def flush(self) -> int:
-        """Publish everything queued; return how many messages were published."""
+    def _take(self) -> list[Envelope]:
         envelopes, self.envelopes = self.envelopes, []
-        if envelopes:
-            self.client.backend.send_many(envelopes)
-        return len(envelopes)
+        return envelopes
 
     def __len__(self) -> int:
         return len(self.envelopes)
+
+
+class Batch(BaseBatch):
+    """Fire-and-forget calls published together by :meth:`flush` (or on leaving the ``with``).
+
+    ``flush`` raises PublishError naming every message the transport did not take.
+    """
+
+    client: EventClient
+
+    def __init__(self, client: EventClient) -> None:
+        super().__init__(client)
+
+    def flush(self) -> int:
+        """Publish everything queued; return how many messages were published."""
+        envelopes = [self.client.outgoing(envelope) for envelope in self._take()]
+        if envelopes:
+            self.client.backend.send_many(envelopes)
+        return len(envelopes)
 
     def __enter__(self) -> Batch:
         return self

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import inspect
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._aio import drive, run_coroutine
 from ._envelope import Envelope, validate_key
 from ._exceptions import ConfigurationError, EnvelopeError, SignatureError
+from ._middleware import call_hook, call_hook_async
 from ._registry import import_string
 from ._request import Request
 from ._response import Response
@@ -185,22 +190,42 @@ class Dispatcher:
         """Every key served, sorted."""
         return sorted({k for registry in self.registries for k in registry})
 
+    def is_async(self, key: str) -> bool:
+        """True when the handler of ``key`` is an ``async def`` (or an object whose ``__call__``
+        is); async workers await those on their loop and run the others on threads."""
+        func = self.handler_for(key)
+        return func is not None and is_coroutine_callable(func)
+
     def dispatch(self, envelope: Envelope) -> Response:
-        """Call the handler for ``envelope`` and return its outcome as a Response."""
+        """Call the handler for ``envelope`` and return its outcome as a Response.
+
+        An ``async def`` handler runs on zc-events' background event loop (one per process);
+        this call blocks until it finishes.
+        """
+        return drive(self._dispatch(envelope, _SYNC_STEPS))
+
+    async def adispatch(self, envelope: Envelope, *, executor: Executor | None = None) -> Response:
+        """Like :meth:`dispatch`, for async workers: ``async def`` handlers are awaited on the
+        running loop, sync handlers run on ``executor`` (default: the loop's default executor)."""
+        return await self._dispatch(envelope, _AsyncSteps(executor))
+
+    async def _dispatch(self, envelope: Envelope, steps: _Steps) -> Response:
+        # The one implementation of dispatch. The sync face drives it without a loop: its
+        # steps never suspend. The async face awaits it.
         timed = self.log_messages and log.isEnabledFor(logging.INFO)
         started = time.perf_counter() if timed else 0.0
         try:
             # Unwrap in the reverse of the order the caller wrapped (outgoing_request runs in
             # list order), so e.g. a signature is checked on what was signed.
             for mw in reversed(self.middleware):
-                envelope = mw.incoming_request(envelope)
+                envelope = await steps.hook(mw, "incoming_request", envelope)
             func = self.handler_for(envelope.key)
             if func is None:
                 response = Response.error(
                     "NoRouteError", f"no handler for key {envelope.key!r} in this service", 404
                 )
             else:
-                result = func(Request(envelope))
+                result = await steps.call(func, Request(envelope))
                 response = result if isinstance(result, Response) else Response(result)
         except SignatureError as exc:  # refused before the handler; logged by the middleware
             response = Response.from_exception(exc)
@@ -217,7 +242,7 @@ class Dispatcher:
             response = Response.from_exception(exc, trace=self.send_tracebacks)
         for mw in self.middleware:
             try:
-                response = mw.outgoing_response(envelope, response)
+                response = await steps.hook(mw, "outgoing_response", envelope, response)
             except Exception as exc:
                 log.exception("middleware %r failed on the response to %r", mw, envelope.key)
                 response = Response.from_exception(exc, trace=self.send_tracebacks)
@@ -252,32 +277,60 @@ class Dispatcher:
         which the transport should dead-letter, including bodies over
         ``ZC_EVENTS_MAX_MESSAGE_BYTES``.
         """
+        return self.handle_envelope(self._decode(body))
+
+    async def ahandle(self, body: bytes | str, *, executor: Executor | None = None) -> bytes | None:
+        """Like :meth:`handle`, for async workers (see :meth:`adispatch`)."""
+        return await self.ahandle_envelope(self._decode(body), executor=executor)
+
+    def _decode(self, body: bytes | str) -> Envelope:
         if len(body) > self.max_message_bytes:
             raise EnvelopeError(
                 f"message is {len(body)} bytes, over ZC_EVENTS_MAX_MESSAGE_BYTES "
                 f"({self.max_message_bytes}); large bodies go through the s3_claim_check "
                 "middleware"
             )
-        envelope = Envelope.decode(body)
-        return self.handle_envelope(envelope)
+        return Envelope.decode(body)
 
     def handle_envelope(self, envelope: Envelope) -> bytes | None:
         """Like :meth:`handle` for an already decoded envelope."""
-        if envelope.expired():
-            log.warning(
-                "skipping %s %r (id %s): its deadline passed %.3f s ago",
-                envelope.method,
-                envelope.key,
-                envelope.id,
-                -(envelope.time_left() or 0.0),
-            )
+        if self._skip_expired(envelope):
             return None
         response = self.respond(envelope)
         return None if response is None else self.encode_response(envelope, response)
 
+    async def ahandle_envelope(
+        self, envelope: Envelope, *, executor: Executor | None = None
+    ) -> bytes | None:
+        """Like :meth:`handle_envelope`, for async workers (see :meth:`adispatch`)."""
+        if self._skip_expired(envelope):
+            return None
+        response = await self.arespond(envelope, executor=executor)
+        return None if response is None else self.encode_response(envelope, response)
+
+    def _skip_expired(self, envelope: Envelope) -> bool:
+        if not envelope.expired():
+            return False
+        log.warning(
+            "skipping %s %r (id %s): its deadline passed %.3f s ago",
+            envelope.method,
+            envelope.key,
+            envelope.id,
+            -(envelope.time_left() or 0.0),
+        )
+        return True
+
     def respond(self, envelope: Envelope) -> Response | None:
         """Dispatch; return the Response when a reply is due, else log failures and return None."""
-        response = self.dispatch(envelope)
+        return self._reply_due(envelope, self.dispatch(envelope))
+
+    async def arespond(
+        self, envelope: Envelope, *, executor: Executor | None = None
+    ) -> Response | None:
+        """Like :meth:`respond`, for async workers (see :meth:`adispatch`)."""
+        return self._reply_due(envelope, await self.adispatch(envelope, executor=executor))
+
+    def _reply_due(self, envelope: Envelope, response: Response) -> Response | None:
         if envelope.reply_to is not None:
             return response
         if response.has_errors:
@@ -289,3 +342,61 @@ class Dispatcher:
                 response.errors[0].get("trace") or response.errors,
             )
         return None
+
+
+def is_coroutine_callable(func: object) -> bool:
+    """True for ``async def`` functions, partials of them, and objects with ``async def
+    __call__``."""
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 - the method itself is inspected
+    )
+
+
+class _Steps:
+    """How :meth:`Dispatcher._dispatch` runs a middleware hook and a handler."""
+
+    async def hook(self, mw: Middleware, name: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    async def call(self, func: Handler, request: Request) -> Any:
+        raise NotImplementedError
+
+
+class _SyncSteps(_Steps):
+    # Never suspends: blocking work happens inline, coroutines on the background loop.
+    async def hook(self, mw: Middleware, name: str, *args: Any) -> Any:
+        return call_hook(mw, name, *args)
+
+    async def call(self, func: Handler, request: Request) -> Any:
+        result = func(request)
+        if inspect.iscoroutine(result):
+            result = run_coroutine(result)
+        elif inspect.isawaitable(result):
+            result = run_coroutine(_await(result))
+        return result
+
+
+class _AsyncSteps(_Steps):
+    def __init__(self, executor: Executor | None) -> None:
+        self.executor = executor
+
+    async def hook(self, mw: Middleware, name: str, *args: Any) -> Any:
+        return await call_hook_async(mw, name, *args)
+
+    async def call(self, func: Handler, request: Request) -> Any:
+        if is_coroutine_callable(func):
+            result = func(request)
+        else:
+            loop = asyncio.get_running_loop()
+            context = contextvars.copy_context()
+            result = await loop.run_in_executor(self.executor, context.run, func, request)
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+_SYNC_STEPS = _SyncSteps()

@@ -19,7 +19,14 @@ from ._registry import MIDDLEWARE, load
 from ._response import Response
 from ._settings import Settings
 
-__all__ = ["HmacSigning", "Middleware", "SignatureError", "build_middleware"]
+__all__ = [
+    "HmacSigning",
+    "Middleware",
+    "SignatureError",
+    "build_middleware",
+    "call_hook",
+    "call_hook_async",
+]
 
 log = logging.getLogger("zc_events.signing")
 
@@ -30,6 +37,12 @@ class Middleware:
     Client side: :meth:`outgoing_request` before publishing, :meth:`incoming_response` after the
     reply. Server side: :meth:`incoming_request` before the handler, :meth:`outgoing_response`
     after it. An exception raised server-side becomes an error response for the caller.
+
+    Async hooks: define ``async def aoutgoing_request(self, envelope)`` (and ``aincoming_response``,
+    ``aincoming_request``, ``aoutgoing_response``), or make a hook itself ``async def``.
+    :class:`~zc_events.AsyncEventClient` and async workers await them; the sync client and sync
+    workers call the sync hook when the class defines one, else run the async one on zc-events'
+    background event loop. Sync hooks keep working everywhere.
     """
 
     def outgoing_request(self, envelope: Envelope) -> Envelope:
@@ -47,6 +60,58 @@ class Middleware:
     def outgoing_response(self, envelope: Envelope, response: Response) -> Response:
         """Server: change the response before it is sent back."""
         return response
+
+
+HOOKS = ("outgoing_request", "incoming_response", "incoming_request", "outgoing_response")
+
+
+_hook_cache: dict[tuple[type, str, bool], tuple[str, bool]] = {}
+
+
+def _resolve_hook(cls: type, name: str, for_async: bool) -> tuple[str, bool]:
+    """(attribute to call, whether it is a coroutine function) for hook ``name`` of ``cls``.
+
+    The async face prefers ``a<name>``; the sync face prefers a sync ``<name>`` that the class
+    overrides, else ``a<name>`` when there is one.
+    """
+    cache_key = (cls, name, for_async)
+    found = _hook_cache.get(cache_key)
+    if found is not None:
+        return found
+    has_async = hasattr(cls, "a" + name)
+    fn = getattr(cls, name)
+    is_async = inspect.iscoroutinefunction(fn)
+    if for_async:
+        use_async = has_async
+    else:
+        use_async = has_async and (is_async or fn is getattr(Middleware, name, None))
+    if use_async:
+        found = ("a" + name, inspect.iscoroutinefunction(getattr(cls, "a" + name)))
+    else:
+        found = (name, is_async)
+    _hook_cache[cache_key] = found
+    return found
+
+
+def call_hook(mw: Middleware, name: str, *args: Any) -> Any:
+    """Call hook ``name`` of ``mw`` from synchronous code (async hooks run on the background
+    loop)."""
+    attr, is_async = _resolve_hook(type(mw), name, False)
+    result = getattr(mw, attr)(*args)
+    if is_async:
+        from ._aio import run_coroutine
+
+        result = run_coroutine(result)
+    return result
+
+
+async def call_hook_async(mw: Middleware, name: str, *args: Any) -> Any:
+    """Call hook ``name`` of ``mw`` from a coroutine, awaiting it when it is async."""
+    attr, is_async = _resolve_hook(type(mw), name, True)
+    result = getattr(mw, attr)(*args)
+    if is_async:
+        result = await result
+    return result
 
 
 def build_middleware(settings: Settings, specs: Iterable[Any] | None = None) -> list[Middleware]:

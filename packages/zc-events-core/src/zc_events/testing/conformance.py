@@ -18,6 +18,7 @@ zc_events.testing.handlers``)::
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -26,11 +27,17 @@ from typing import Any, ClassVar
 
 import pytest
 
+from .._async_client import AsyncEventClient
 from .._client import EventClient
 from .._exceptions import EnvelopeError, NoRouteError, RemoteError, RequestTimeout
 from .._response import Response
 
-__all__ = ["BackendConformance", "wait_for_records"]
+__all__ = [
+    "AsyncBackendConformance",
+    "BackendConformance",
+    "async_wait_for_records",
+    "wait_for_records",
+]
 
 WAIT_METHODS = ("get", "post", "put", "patch", "delete")
 NO_WAIT_METHODS = tuple(f"{m}_no_wait" for m in WAIT_METHODS)
@@ -214,3 +221,251 @@ class BackendConformance:
 
     def test_response_type(self, client: EventClient) -> None:
         assert isinstance(client.get("conformance.echo"), Response)
+
+    def test_async_handler(self, client: EventClient) -> None:
+        # An async def handler is awaited by the worker: its result, not a coroutine, comes back.
+        response = client.get("conformance.async_add", data={"x": 2, "y": 3})
+        assert (response.data, response.has_errors) == ({"answer": 5}, False)
+        failed = client.get("conformance.async_add", data={"x": 2})
+        assert (failed.errors[0]["type"], failed.errors[0]["message"]) == ("KeyError", "'y'")
+
+
+async def async_wait_for_records(
+    client: AsyncEventClient, token: str, count: int = 1, timeout: float = 15.0
+) -> list[dict[str, Any]]:
+    """Poll ``conformance.recorded`` until ``count`` records for ``token`` arrived."""
+    deadline = time.monotonic() + timeout
+    records: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        records = (await client.get("conformance.recorded", data={"token": token})).data or []
+        if len(records) >= count:
+            return records
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"expected {count} no-wait message(s) for {token}, got {len(records)}")
+
+
+class AsyncBackendConformance:
+    """The async half: tests every backend's asyncio face must pass (its native
+    :class:`~zc_events.AsyncBackend`, or the thread adapter). Subclasses provide an
+    ``async_client`` fixture: an :class:`~zc_events.AsyncEventClient` talking to a server that
+    serves :mod:`zc_events.testing.handlers`::
+
+        class TestMyTransportAsync(AsyncBackendConformance):
+            backend_name = "mytransport"
+
+            @pytest_asyncio.fixture      # or @pytest.fixture with asyncio_mode = "auto"
+            async def async_client(self, my_worker):
+                async with AsyncEventClient("mytransport", url=...) as client:
+                    yield client
+
+    Needs pytest-asyncio (the ``testing`` extra of zc-events-core installs it).
+    """
+
+    pytestmark = [pytest.mark.asyncio]
+
+    #: Entry-point name of the backend under test (checked by the root coverage test).
+    backend_name: ClassVar[str] = ""
+    #: Seconds a slow handler sleeps in the timeout tests; the call waits a tenth of it.
+    slow_seconds: ClassVar[float] = 3.0
+    #: What a key nobody serves raises; RequestTimeout on broadcast transports.
+    unknown_key_error: ClassVar[type[Exception]] = NoRouteError
+    #: Bytes in the large-payload test.
+    large_payload_bytes: ClassVar[int] = 1024 * 1024
+    #: Calls in flight at once in the concurrency test.
+    concurrent_calls: ClassVar[int] = 100
+
+    @pytest.fixture
+    def async_client(self) -> AsyncEventClient:
+        raise NotImplementedError("subclasses provide an 'async_client' fixture")
+
+    @pytest.mark.parametrize("verb", WAIT_METHODS)
+    async def test_waiting_verb_round_trip(self, async_client: AsyncEventClient, verb: str) -> None:
+        response = await getattr(async_client, verb)("conformance.echo", data={"n": 1, "v": verb})
+        assert response.has_errors is False, response.errors
+        assert response.data["method"] == verb.upper()
+        assert response.data["data"] == {"n": 1, "v": verb}
+        assert response.data["key"] == "conformance.echo"
+
+    async def test_call_is_post(self, async_client: AsyncEventClient) -> None:
+        assert (await async_client.call("conformance.echo", data=1)).data["method"] == "POST"
+
+    async def test_request(self, async_client: AsyncEventClient) -> None:
+        response = await async_client.request("PUT", "conformance.echo", data=[1], timeout=30)
+        assert (response.data["method"], response.data["data"]) == ("PUT", [1])
+
+    async def test_add(self, async_client: AsyncEventClient) -> None:
+        response = await async_client.get("conformance.add", data={"x": 1, "y": 1})
+        assert (response.data, response.has_errors) == ({"answer": 2}, False)
+
+    async def test_async_handler(self, async_client: AsyncEventClient) -> None:
+        response = await async_client.get("conformance.async_add", data={"x": 2, "y": 3})
+        assert (response.data, response.has_errors) == ({"answer": 5}, False)
+
+    @pytest.mark.parametrize("verb", NO_WAIT_METHODS)
+    async def test_no_wait_is_delivered(self, async_client: AsyncEventClient, verb: str) -> None:
+        token = str(uuid.uuid4())
+        message_id = await getattr(async_client, verb)("conformance.record", data={"token": token})
+        assert isinstance(message_id, str) and message_id
+        records = await async_wait_for_records(async_client, token)
+        assert records == [{"method": verb.split("_")[0].upper(), "data": {"token": token}}]
+
+    async def test_call_no_wait_and_request_no_wait(self, async_client: AsyncEventClient) -> None:
+        token = str(uuid.uuid4())
+        await async_client.call_no_wait("conformance.record", data={"token": token})
+        await async_client.request_no_wait("PATCH", "conformance.record", data={"token": token})
+        records = await async_wait_for_records(async_client, token, count=2)
+        assert sorted(r["method"] for r in records) == ["PATCH", "POST"]
+
+    async def test_batch_of_no_wait(self, async_client: AsyncEventClient) -> None:
+        token = str(uuid.uuid4())
+        async with async_client.batch() as batch:
+            ids = [
+                batch.post_no_wait("conformance.record", data={"token": token, "i": i})
+                for i in range(50)
+            ]
+            assert len(batch) == 50
+        assert len(set(ids)) == 50
+        records = await async_wait_for_records(async_client, token, count=50)
+        assert sorted(r["data"]["i"] for r in records) == list(range(50))
+
+    async def test_remote_exception_becomes_error_response(
+        self, async_client: AsyncEventClient
+    ) -> None:
+        response = await async_client.get("conformance.add", data={"x": 1})
+        assert (response.data, response.has_errors) == (None, True)
+        assert (response.errors[0]["type"], response.errors[0]["message"]) == ("KeyError", "'y'")
+        with pytest.raises(RemoteError, match="KeyError"):
+            response.raise_for_errors()
+
+    async def test_error_message_and_status(self, async_client: AsyncEventClient) -> None:
+        failed = await async_client.post("conformance.fail", data={"message": "nope ünïcode"})
+        assert (failed.errors[0]["type"], failed.errors[0]["message"]) == (
+            "ValueError",
+            "nope ünïcode",
+        )
+        created = await async_client.post("conformance.status", data={"id": 7})
+        assert (created.data, created.status, created.has_errors) == ({"id": 7}, 201, False)
+
+    async def test_non_json_result_becomes_error_response(
+        self, async_client: AsyncEventClient
+    ) -> None:
+        response = await async_client.get("conformance.unserialisable")
+        assert response.has_errors is True
+        assert response.errors[0]["type"] == "TypeError"
+
+    async def test_timeout(self, async_client: AsyncEventClient) -> None:
+        wait = self.slow_seconds / 10
+        started = time.monotonic()
+        with pytest.raises(RequestTimeout) as info:
+            await async_client.get(
+                "conformance.sleep", data={"seconds": self.slow_seconds}, timeout=wait
+            )
+        elapsed = time.monotonic() - started
+        assert "conformance.sleep" in str(info.value)
+        assert elapsed < self.slow_seconds, f"a {wait} s timeout took {elapsed:.2f} s to fire"
+        assert (await async_client.get("conformance.add", data={"x": 1, "y": 2})).data == {
+            "answer": 3
+        }
+
+    async def test_wait_for_cancels_the_call(self, async_client: AsyncEventClient) -> None:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as info:
+            await asyncio.wait_for(
+                async_client.get(
+                    "conformance.sleep",
+                    data={"seconds": self.slow_seconds},
+                    timeout=self.slow_seconds * 10,
+                ),
+                self.slow_seconds / 10,
+            )
+        elapsed = time.monotonic() - started
+        assert not isinstance(info.value, RequestTimeout), "wait_for's own timeout, not ours"
+        assert elapsed < self.slow_seconds, f"wait_for took {elapsed:.2f} s to cancel the call"
+        assert (await async_client.get("conformance.add", data={"x": 2, "y": 2})).data == {
+            "answer": 4
+        }
+
+    async def test_cancelling_a_task_cancels_only_its_call(
+        self, async_client: AsyncEventClient
+    ) -> None:
+        slow = asyncio.create_task(
+            async_client.get(
+                "conformance.sleep",
+                data={"seconds": self.slow_seconds},
+                timeout=self.slow_seconds * 10,
+            )
+        )
+        others = [
+            asyncio.create_task(async_client.get("conformance.add", data={"x": i, "y": 1}))
+            for i in range(10)
+        ]
+        await asyncio.sleep(0.05)
+        cancelled_at = time.monotonic()
+        slow.cancel()
+        results = await asyncio.gather(*others)
+        with pytest.raises(asyncio.CancelledError):
+            await slow
+        assert time.monotonic() - cancelled_at < self.slow_seconds
+        assert [r.data for r in results] == [{"answer": i + 1} for i in range(10)]
+        assert (await async_client.get("conformance.add", data={"x": 5, "y": 5})).data == {
+            "answer": 10
+        }
+
+    async def test_unknown_key(self, async_client: AsyncEventClient) -> None:
+        key = f"conformance.nobody-{uuid.uuid4()}"
+        with pytest.raises(self.unknown_key_error) as info:
+            await async_client.get(key, data={}, timeout=1.0)
+        assert key in str(info.value)
+
+    async def test_unknown_key_no_wait(self, async_client: AsyncEventClient) -> None:
+        key = f"conformance.nobody-{uuid.uuid4()}"
+        if self.unknown_key_error is NoRouteError:
+            with pytest.raises(NoRouteError):
+                await async_client.post_no_wait(key, data={})
+        else:
+            # A broadcast transport cannot tell that nobody handles a key: it publishes.
+            assert isinstance(await async_client.post_no_wait(key, data={}), str)
+        assert (await async_client.get("conformance.add", data={"x": 1, "y": 2})).data == {
+            "answer": 3
+        }
+
+    async def test_unicode_and_headers_round_trip(self, async_client: AsyncEventClient) -> None:
+        data = {"text": "zażółć gęślą jaźń — 東京 — 🚀", "ключ": ["é", "\u0000", "\\/"]}
+        headers = {"pk": "42", "query_string": "a=1&b=2", "roles": ["admin"], "user_id": 7}
+        response = await async_client.post("conformance.echo", data=data, headers=headers)
+        assert response.data["data"] == data
+        for name, value in headers.items():
+            assert response.data["headers"][name] == value
+
+    async def test_large_payload(self, async_client: AsyncEventClient) -> None:
+        blob = "x" * self.large_payload_bytes
+        response = await async_client.post("conformance.echo", data={"blob": blob})
+        assert response.data["data"]["blob"] == blob
+
+    async def test_many_tasks_share_one_client(self, async_client: AsyncEventClient) -> None:
+        # Replies must be matched to their callers (by correlation id), whatever their order.
+        n = self.concurrent_calls
+        responses = await asyncio.gather(
+            *(
+                async_client.get("conformance.add", data={"x": i, "y": 1000})
+                if i % 2
+                else async_client.get("conformance.async_add", data={"x": i, "y": 1000})
+                for i in range(n)
+            )
+        )
+        assert [r.data for r in responses] == [{"answer": i + 1000} for i in range(n)]
+
+    async def test_bad_arguments_are_refused_locally(self, async_client: AsyncEventClient) -> None:
+        with pytest.raises(EnvelopeError, match="JSON") as info:
+            await async_client.post("conformance.echo", data={"when": object()})
+        assert info.value.field == "data"
+        with pytest.raises(EnvelopeError, match="JSON"):
+            await async_client.post_no_wait("conformance.echo", data={1, 2})
+        with pytest.raises(EnvelopeError) as key_info:
+            await async_client.get("tab\there")
+        assert key_info.value.field == "key"
+        with pytest.raises(EnvelopeError, match="method"):
+            await async_client.request("FETCH", "conformance.echo")
+
+    async def test_response_type(self, async_client: AsyncEventClient) -> None:
+        assert isinstance(await async_client.get("conformance.echo"), Response)

@@ -4,6 +4,7 @@ process-wide registry, so a worker serves them with ``zc-events worker zc_events
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from typing import Any
@@ -49,6 +50,18 @@ def status(request: Request) -> Response:
 @HANDLERS.register("conformance.sleep")
 def sleep(request: Request) -> dict[str, Any]:
     time.sleep(float(request.data["seconds"]))
+    return {"slept": request.data["seconds"]}
+
+
+@HANDLERS.register("conformance.async_add")
+async def async_add(request: Request) -> dict[str, Any]:
+    await asyncio.sleep(0)
+    return {"answer": request.data["x"] + request.data["y"]}
+
+
+@HANDLERS.register("conformance.async_sleep")
+async def async_sleep(request: Request) -> dict[str, Any]:
+    await asyncio.sleep(float(request.data["seconds"]))
     return {"slept": request.data["seconds"]}
 
 
