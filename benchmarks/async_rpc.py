@@ -29,6 +29,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -122,9 +123,14 @@ class RawClient:
 
 
 def spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    # stderr to a file, not an unread pipe: a worker logs a line per message and would block
+    # once a pipe's buffer is full.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log
     )
+    proc.stderr = log
+    return proc
 
 
 async def until_ready(call: Callable[[], Awaitable[Any]], proc: subprocess.Popen[bytes]) -> None:
@@ -135,7 +141,10 @@ async def until_ready(call: Callable[[], Awaitable[Any]], proc: subprocess.Popen
             return
         except Exception as exc:
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else ""
+                err = ""
+                if proc.stderr and proc.poll() is not None:
+                    proc.stderr.seek(0)
+                    err = proc.stderr.read().decode(errors="replace")[-5000:]
                 raise SystemExit(f"server did not come up: {exc!r}\n{err}") from exc
             await asyncio.sleep(0.2)
 

@@ -29,6 +29,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -68,12 +69,13 @@ class Bench:
         return f"zc-events-bench-{what}-{self.suffix}"
 
     def spawn(self, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        # stderr to a file, not an unread pipe: a worker logs a line per message and would block
+        # once a pipe's buffer is full.
+        log = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            args,
-            env={**os.environ, **(env or {})},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=log
         )
+        proc.stderr = log
         self.processes.append(proc)
         return proc
 
@@ -111,7 +113,10 @@ def until_ready(call: Callable[[], Any], proc: subprocess.Popen[bytes], what: st
             return
         except Exception as exc:
             if proc.poll() is not None or time.monotonic() > deadline:
-                err = proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else ""
+                err = ""
+                if proc.stderr and proc.poll() is not None:
+                    proc.stderr.seek(0)
+                    err = proc.stderr.read().decode(errors="replace")[-5000:]
                 raise SystemExit(f"{what} did not come up: {exc!r}\n{err}") from exc
             time.sleep(0.2)
 

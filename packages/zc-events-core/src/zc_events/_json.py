@@ -62,9 +62,38 @@ implementation, dumps, loads = _pick()
 dumps.__doc__ = "Encode ``obj`` as compact UTF-8 JSON bytes; raise TypeError if it is not JSON."
 
 
+def _not_json(obj: Any) -> Any:
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
 _canonical_encoder = _stdlib_json.JSONEncoder(
     ensure_ascii=True, separators=(",", ":"), sort_keys=True, allow_nan=False
 )
+# The standard library's C encoder, built once (JSONEncoder.encode builds it on every call, which
+# costs as much as encoding a small message). No circular-reference check: a circular value
+# raises RecursionError, and is then handled as any value the encoder refuses.
+_c_make_encoder = getattr(_stdlib_json.encoder, "c_make_encoder", None)
+_canonical_chunks: Callable[[Any, int], Any] | None = (
+    _c_make_encoder(
+        None,
+        _not_json,
+        _stdlib_json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        True,
+        False,
+        False,
+    )
+    if _c_make_encoder is not None
+    else None
+)
+
+
+def _canonical_text(obj: Any) -> str:
+    if _canonical_chunks is not None:
+        return "".join(_canonical_chunks(obj, 0))
+    return _canonical_encoder.encode(obj)  # pragma: no cover - CPython has the C encoder
 
 
 def canonical(obj: Any) -> bytes:
@@ -77,11 +106,11 @@ def canonical(obj: Any) -> bytes:
     form is that of what the receiver decodes. Raises TypeError if it is not JSON at all.
     """
     try:
-        text = _canonical_encoder.encode(obj)
-    except (TypeError, ValueError):
+        text = _canonical_text(obj)
+    except (TypeError, ValueError, RecursionError):
         try:
-            text = _canonical_encoder.encode(loads(dumps(obj)))
-        except ValueError as exc:  # NaN / infinity / circular reference
+            text = _canonical_text(loads(dumps(obj)))
+        except (ValueError, RecursionError) as exc:  # NaN / infinity / circular reference
             raise TypeError(str(exc)) from exc
     return text.encode("ascii")
 

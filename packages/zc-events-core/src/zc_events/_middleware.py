@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import inspect
 import logging
@@ -228,7 +227,7 @@ class HmacSigning(Middleware):
 
     # -- the signed forms -----------------------------------------------------------------------
     def _digest(self, kid: str, material: list[Any]) -> str:
-        return hmac.new(self.secrets[kid], _json.canonical(material), hashlib.sha256).hexdigest()
+        return hmac.digest(self.secrets[kid], _json.canonical(material), "sha256").hex()
 
     def _request_material(
         self, kid: str, envelope: Envelope, headers: dict[str, Any], claims: Mapping[str, Any]
