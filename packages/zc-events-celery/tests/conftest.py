@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from zc_events import EventClient
+from zc_events import AsyncEventClient, EventClient
 from zc_events_celery.testing import CeleryWorker, celery_worker, delete_amqp_entities
 
 HERE = Path(__file__).resolve().parent
@@ -46,6 +46,12 @@ class Service:
 
     def client(self, **options: object) -> EventClient:
         return EventClient(
+            "celery", url=BROKER_URL, redis_url=REDIS_URL, events_exchange=self.exchange, **options
+        )
+
+    def async_client(self, **options: object) -> AsyncEventClient:
+        """The async client: celery has no native asyncio backend, so the thread adapter."""
+        return AsyncEventClient(
             "celery", url=BROKER_URL, redis_url=REDIS_URL, events_exchange=self.exchange, **options
         )
 
