@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from zc_events.testing import READY_MARKER, WorkerProcess, run_worker
+from zc_events.testing import READY_MARKER, WorkerProcess, run_worker, wait_for
 
 
 def script(code: str) -> list[str]:
@@ -154,3 +154,10 @@ def test_default_command_is_the_zc_events_worker() -> None:
 def test_argv_or_modules_not_both() -> None:
     with pytest.raises(ValueError, match="not both"), run_worker(["m"], argv=GRACEFUL):
         pass
+
+
+def test_wait_for_returns_the_first_true_value_or_fails_naming_what() -> None:
+    values = iter([0, None, "", "done"])
+    assert wait_for(lambda: next(values), timeout=5, interval=0.01) == "done"
+    with pytest.raises(AssertionError, match="timed out after 0.1 s waiting for the moon"):
+        wait_for(lambda: False, timeout=0.1, what="the moon", interval=0.01)

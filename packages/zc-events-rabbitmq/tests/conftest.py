@@ -10,16 +10,17 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import zc_events.testing
 from zc_events.testing import READY_MARKER, WorkerProcess, run_worker
 from zc_events_rabbitmq.testing import delete_broker_objects
 
@@ -167,20 +168,8 @@ class Service:
         )
 
     def wait_ready(self, client: Any, key: str = "conformance.echo", timeout: float = 30) -> None:
-        """Call ``key`` until a worker answers."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.get(key, timeout=1)
-                return
-            except Exception:
-                if time.monotonic() > deadline:
-                    logs = "\n".join(w.output for w in self.workers)
-                    raise AssertionError(f"no worker answered {key!r}; logs:\n{logs}") from None
-                for w in self.workers:
-                    if w.poll() is not None:
-                        raise AssertionError(f"worker exited {w.returncode}:\n{w.output}") from None
-                time.sleep(0.1)
+        """Call ``key`` until the last worker started answers (it fails if that worker exits)."""
+        self.workers[-1].wait_ready(partial(client.get, key, timeout=1), timeout)
 
     def cleanup(self, broker: Broker) -> None:
         for w in self.workers:
@@ -233,18 +222,7 @@ def redis_client() -> Iterator[Any]:
 @pytest.fixture
 def wait_for() -> Callable[..., Any]:
     """``wait_for(predicate, timeout, what)``: poll until true, else fail naming ``what``."""
-
-    def wait(predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(0.05)
-
-    return wait
+    return zc_events.testing.wait_for
 
 
 @pytest.fixture(scope="module")

@@ -7,16 +7,17 @@ under the prefix is deleted afterwards, and fault tests kill only their own conn
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import zc_events.testing
 from zc_events.testing import WorkerProcess, run_worker
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -75,20 +76,8 @@ class Service:
         return EventClient("redis", settings=Settings({"SERVICE_NAME": self.name}), **opts)
 
     def wait_ready(self, client: Any, key: str = "conformance.echo", timeout: float = 60) -> None:
-        """Call ``key`` until a worker answers."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                client.get(key, timeout=2)
-                return
-            except Exception:
-                if time.monotonic() > deadline:
-                    logs = "\n".join(w.output for w in self.workers)
-                    raise AssertionError(f"no worker answered {key!r}; logs:\n{logs}") from None
-                for w in self.workers:
-                    if w.poll() is not None:
-                        raise AssertionError(f"worker exited {w.returncode}:\n{w.output}") from None
-                time.sleep(0.1)
+        """Call ``key`` until the last worker started answers (it fails if that worker exits)."""
+        self.workers[-1].wait_ready(partial(client.get, key, timeout=1), timeout)
 
     def redis_keys(self) -> list[bytes]:
         import redis
@@ -134,18 +123,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 @pytest.fixture
 def wait_for() -> Callable[..., Any]:
     """``wait_for(predicate, timeout, what)``: poll until true, else fail naming ``what``."""
-
-    def wait(predicate: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            time.sleep(0.05)
-
-    return wait
+    return zc_events.testing.wait_for
 
 
 @pytest.fixture

@@ -4,6 +4,14 @@ real worker process for the length of a ``with`` block) and the conformance suit
 and ``zc_events_mock``."""
 
 from ._mock import Call, EventsMock, UnexpectedCall
-from ._process import READY_MARKER, WorkerProcess, run_worker
+from ._process import READY_MARKER, WorkerProcess, run_worker, wait_for
 
-__all__ = ["READY_MARKER", "Call", "EventsMock", "UnexpectedCall", "WorkerProcess", "run_worker"]
+__all__ = [
+    "READY_MARKER",
+    "Call",
+    "EventsMock",
+    "UnexpectedCall",
+    "WorkerProcess",
+    "run_worker",
+    "wait_for",
+]

@@ -12,12 +12,36 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import TypeVar
 
-__all__ = ["READY_MARKER", "WorkerProcess", "run_worker"]
+T = TypeVar("T")
+
+__all__ = ["READY_MARKER", "WorkerProcess", "run_worker", "wait_for"]
 
 #: What a worker logs once it is connected and consuming (``zc-events worker`` and every backend's
 #: ``serve`` log a line containing it), so a test can wait for it.
 READY_MARKER = "consuming"
+
+
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 30.0,
+    what: str = "condition",
+    interval: float = 0.05,
+) -> T:
+    """Call ``predicate`` until it returns a true value, and return that value.
+
+    Raises AssertionError naming ``what`` after ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
 
 #: How the last lines of output are shown in errors.
 _TAIL_LINES = 60
