@@ -65,6 +65,8 @@ def rabbitmq_service(aws: Any, bucket: str) -> Iterator[dict[str, Any]]:
         "ZC_EVENTS_BACKEND_OPTIONS": options,
         "ZC_EVENTS_MIDDLEWARE": ["s3_claim_check"],
         "ZC_EVENTS_MIDDLEWARE_OPTIONS": {"s3_claim_check": {"bucket": bucket}},
+        # the claim-check objects of this test are 20 MB, over the 16 MiB default
+        "ZC_EVENTS_MAX_MESSAGE_BYTES": str(64 * 1024 * 1024),
     }
     env = {
         **aws.env(),
@@ -98,7 +100,9 @@ def test_20mb_round_trip_through_rabbitmq(
 ) -> None:
     wire = WireSize()
     settings = Settings(rabbitmq_service)
-    with EventClient(settings=settings, middleware=[S3ClaimCheck(bucket=bucket), wire]) as client:
+    with EventClient(
+        settings=settings, middleware=[S3ClaimCheck(bucket=bucket, settings=settings), wire]
+    ) as client:
         _wait_until_served(client)
         blob = "€" * (MB20 // 3)  # 20 MB of UTF-8
         response = client.post("conformance.echo", data={"blob": blob}, timeout=120)

@@ -29,6 +29,15 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 HERE = Path(__file__).resolve().parent
 
 
+def answers(call: Callable[[], object]) -> bool:
+    """True when ``call()`` returns without raising."""
+    try:
+        call()
+    except Exception:
+        return False
+    return True
+
+
 def unique(prefix: str) -> str:
     return f"zc-events-test-{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -167,9 +176,21 @@ class Service:
             backend, settings=Settings({"SERVICE_NAME": self.name}), **{**opts, **options}
         )
 
-    def wait_ready(self, client: Any, key: str = "conformance.echo", timeout: float = 30) -> None:
-        """Call ``key`` until the last worker started answers (it fails if that worker exits)."""
-        self.workers[-1].wait_ready(partial(client.get, key, timeout=1), timeout)
+    def wait_ready(
+        self,
+        client: Any,
+        key: str = "conformance.echo",
+        timeout: float = 30,
+        worker: WorkerProcess | None = None,
+    ) -> None:
+        """Call ``key`` until a worker answers; fail at once if ``worker`` (default: the last one
+        :meth:`start` started) exits."""
+        ready = partial(client.get, key, timeout=1)
+        worker = worker or (self.workers[-1] if self.workers else None)
+        if worker is not None:
+            worker.wait_ready(ready, timeout)
+        else:
+            zc_events.testing.wait_for(lambda: answers(ready), timeout, f"an answer to {key!r}")
 
     def cleanup(self, broker: Broker) -> None:
         for w in self.workers:

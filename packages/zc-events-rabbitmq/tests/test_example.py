@@ -27,7 +27,7 @@ def test_worker_and_client(service: Any) -> None:
     }
     with run_worker(["service"], backend="rabbitmq", cwd=EXAMPLE, env=env) as worker:
         with service.client() as client:
-            service.wait_ready(client, "calculator.log")
+            service.wait_ready(client, "calculator.log", worker=worker)
         result = subprocess.run(
             [sys.executable, "client.py"],
             cwd=EXAMPLE,
