@@ -255,6 +255,7 @@ def _celery_example(bench: Bench) -> dict[str, Any]:
         env = {
             "SERVICE_NAME": service,
             "EVENTS_EXCHANGE": exchange,
+            "PROJ_EVENTS_EXCHANGE": exchange,
             "EVENTS_REDIS_URL": REDIS_URL,
             "PROJ_TASK_QUEUE": tasks,
             "CELERY_BROKER_URL": AMQP_URL,

@@ -1,4 +1,4 @@
-"""Claim-check round trip: a 20 MB payload goes through S3, the transport carries a reference.
+"""Claim-check round trip: a 10 MB payload goes through S3, the transport carries a reference.
 
     python examples/aws/claim_check.py                      # memory backend, local moto S3
     python examples/aws/claim_check.py --backend rabbitmq   # through RabbitMQ (worker in-process)
@@ -87,7 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default="memory", help="memory (default) or rabbitmq")
     parser.add_argument("--bucket", help="an existing bucket (default: create one for the run)")
-    parser.add_argument("--megabytes", type=float, default=20.0)
+    parser.add_argument("--megabytes", type=float, default=10.0)
     args = parser.parse_args()
 
     with local_s3():

@@ -1,13 +1,10 @@
-"""Call the example service through its own Celery app.
+"""Call the example service through its own Celery app (see README.md).
 
-cd examples/celery
-celery -A proj worker -P threads -c 8 -l INFO      # in one terminal
-python client.py                                   # in another
+The client is given the app, so it publishes to the events exchange the app's ``install()``
+names: no EVENTS_EXCHANGE setting is needed.
 """
 
 from __future__ import annotations
-
-import os
 
 from proj.celery import add
 
@@ -17,7 +14,6 @@ zc_events.configure(
     backend="celery",
     backend_options={"app": "proj.celery:app"},
     timeout=10,
-    EVENTS_EXCHANGE=os.environ.get("EVENTS_EXCHANGE", "proj-events"),
 )
 
 zc_events.post_no_wait("add", data={"x": 1, "y": 1})  # fire and forget

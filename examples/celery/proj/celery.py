@@ -1,7 +1,9 @@
 """The service's Celery app: one ``install()`` call makes it a zc-events service.
 
 Configuration comes from the environment: CELERY_BROKER_URL, CELERY_RESULT_BACKEND,
-SERVICE_NAME (default ``proj``), EVENTS_EXCHANGE and EVENTS_REDIS_URL.
+SERVICE_NAME (default ``proj``), EVENTS_REDIS_URL, and this example's own PROJ_EVENTS_EXCHANGE
+(default ``proj-events``) and PROJ_TASK_QUEUE (default ``proj``). The events exchange is given to
+``install()``: neither the worker nor a client of this app needs EVENTS_EXCHANGE.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ app.conf.task_default_queue = os.environ.get("PROJ_TASK_QUEUE", "proj")
 zc_events_celery.install(
     app,
     service_name=os.environ.get("SERVICE_NAME", "proj"),
-    events_exchange=os.environ.get("EVENTS_EXCHANGE", "proj-events"),
+    events_exchange=os.environ.get("PROJ_EVENTS_EXCHANGE", "proj-events"),
     modules=["proj.handlers"],
 )
 
