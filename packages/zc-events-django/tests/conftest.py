@@ -12,7 +12,7 @@ import importlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,10 +95,14 @@ def alice() -> str:
 
 @contextlib.contextmanager
 def _manage_worker(
-    tmp: Path, env: Mapping[str, str], ready: Callable[[], object]
+    tmp: Path,
+    env: Mapping[str, str],
+    ready: Callable[[], object],
+    modules: Sequence[str] = (),
 ) -> Iterator[WorkerProcess]:
-    """Run ``manage.py zc_events_worker`` with ``env`` (its own sqlite file in ``tmp``) until
-    ``ready()`` succeeds; on exit SIGTERM it and check it exits 0.
+    """Run ``manage.py zc_events_worker [MODULE...]`` with ``env`` (its own sqlite file in
+    ``tmp``, which is also on its path for ``modules``) until ``ready()`` succeeds; on exit
+    SIGTERM it and check it exits 0.
 
     The caller creates its client and deletes its broker objects.
     """
@@ -114,9 +118,9 @@ def _manage_worker(
         check=True,
     )
     with run_worker(
-        argv=[*manage, "zc_events_worker"],
+        argv=[*manage, "zc_events_worker", *modules],
         env=project_env,
-        pythonpath=[PROJECT],
+        pythonpath=[PROJECT, tmp],
         ready=ready,
         timeout=120,
     ) as worker:
