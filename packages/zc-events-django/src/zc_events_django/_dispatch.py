@@ -255,7 +255,8 @@ class ViewHandler:
             if value is not None and value != "":
                 environ[meta] = str(value)
         http_request = WSGIRequest(environ)
-        http_request.zc_events = request  # for authentication classes that choose to look
+        # For authentication classes that choose to look (see zc_events_django.event_request).
+        http_request.zc_events = request  # type: ignore[attr-defined]
         return http_request
 
     def _path(self, request: zc_events.Request) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.apps import AppConfig
 
 
-class ZcEventsConfig(AppConfig):  # type: ignore[misc]
+class ZcEventsConfig(AppConfig):
     """``'zc_events_django'`` in ``INSTALLED_APPS``.
 
     On ``ready()``: DRF views and viewsets become valid zc-events handlers (in

@@ -65,6 +65,10 @@ class LinkLost(Exception):
     """The connection or channel of an :class:`AioLink` failed."""
 
 
+#: What a call on a link may raise when the link is unusable.
+LINK_ERRORS: tuple[type[BaseException], ...] = (LinkLost, *CONNECTION_ERRORS)
+
+
 class AioLink:
     """One aiormq connection and its channel: confirms on, consuming direct reply-to."""
 
@@ -241,9 +245,9 @@ class _AioBase(AsyncBackend):
                     continue
                 raise PublishError("connection to RabbitMQ lost") from None
             except aiormq.exceptions.PublishError as exc:
-                frame = exc.frame
+                frame: Any = exc.frame  # a Basic.Return
                 raise self.no_route_error(key, f"{frame.reply_code} {frame.reply_text}") from None
-            except (LinkLost, *CONNECTION_ERRORS) as exc:
+            except LINK_ERRORS as exc:
                 raise PublishError(f"connection to RabbitMQ lost: {exc!r}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 

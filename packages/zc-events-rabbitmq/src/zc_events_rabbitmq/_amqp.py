@@ -10,8 +10,8 @@ time (the backends keep a pool of them):
 
 The hot path talks to pika's asynchronous channel objects (``BlockingChannel._impl``) and drives
 I/O with ``BlockingConnection._flush_output``: the same primitives ``BlockingChannel`` itself is
-built on, minus its event queueing. Those two private names are used only in this module (pika is
-pinned to ``<2``).
+built on, minus its event queueing. Those two private names are reached only through
+:func:`impl_of` and :func:`flush_output` (pika is pinned to ``<2``).
 """
 
 from __future__ import annotations
@@ -232,6 +232,18 @@ def connection_parameters(url: str, connection_name: str) -> pika.URLParameters:
     return params
 
 
+def impl_of(blocking: Any) -> Any:
+    """The asynchronous pika object behind a ``BlockingConnection`` or ``BlockingChannel``
+    (pika's private ``_impl``; see the module docstring)."""
+    return blocking._impl
+
+
+def flush_output(connection: Any, *done: Callable[[], bool]) -> None:
+    """Drive ``connection``'s I/O until one of ``done`` is true, or once when none is given
+    (pika's private ``BlockingConnection._flush_output``; see the module docstring)."""
+    connection._flush_output(*done)
+
+
 def wait_until(
     connection: pika.BlockingConnection, ready: Callable[[], bool], timeout: float
 ) -> bool:
@@ -241,7 +253,7 @@ def wait_until(
     """
     if ready():
         return True
-    impl = connection._impl
+    impl = impl_of(connection)
     expired = False
 
     def on_timeout() -> None:
@@ -250,7 +262,7 @@ def wait_until(
 
     handle = impl.ioloop.call_later(max(timeout, 0.0), on_timeout)
     try:
-        connection._flush_output(ready, lambda: expired)
+        flush_output(connection, ready, lambda: expired)
     finally:
         impl.ioloop.remove_timeout(handle)
     return ready()
@@ -264,7 +276,7 @@ def coalesce_output(connection: pika.BlockingConnection) -> None:
     so one send per batch of frames cuts the round-trip time noticeably. A no-op if pika's
     transport ever changes shape.
     """
-    transport = getattr(connection._impl, "_transport", None)
+    transport = getattr(impl_of(connection), "_transport", None)
     buffers = getattr(transport, "_tx_buffers", None)
     if buffers is not None and len(buffers) > 1:
         joined = b"".join(buffers)
@@ -297,7 +309,7 @@ class Link:
             rpc = self.connection.channel()
             if setup is not None:
                 setup(rpc)
-            self._rpc = rpc._impl
+            self._rpc = impl_of(rpc)
             self._rpc_blocking = rpc
             self._waiting: str | None = None
             self._reply: bytes | None = None
@@ -313,7 +325,7 @@ class Link:
             self._wait(lambda: consuming, params.socket_timeout or 10.0, "basic.consume")
 
             confirm = self.connection.channel()
-            self._pub = confirm._impl
+            self._pub = impl_of(confirm)
             self._pub_blocking = confirm
             self._tag = 0
             self._low = 1
@@ -428,7 +440,7 @@ class Link:
         except CONNECTION_ERRORS as exc:
             raise LinkLost(str(exc) or type(exc).__name__, sent=False) from exc
         try:
-            self.connection._flush_output()
+            flush_output(self.connection)
         except CONNECTION_ERRORS as exc:
             raise LinkLost(str(exc) or type(exc).__name__, sent=True) from exc
         finally:
@@ -494,7 +506,7 @@ class Link:
                 sent = True
                 if i % 1000 == 999:  # let the socket drain on very large batches
                     coalesce_output(self.connection)
-                    self.connection._flush_output()
+                    flush_output(self.connection)
             coalesce_output(self.connection)
             done = wait_until(
                 self.connection, lambda: not self._outstanding or self._pub.is_closed, timeout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pika
 
@@ -28,7 +28,7 @@ log = logging.getLogger("zc_events.rabbitmq")
 
 DEFAULT_EXCHANGE = "zc-events"
 CONTENT_TYPE = "application/json"
-PERSISTENT = 2
+PERSISTENT: Literal[2] = 2
 
 
 def _check_routing_key(key: str) -> None:

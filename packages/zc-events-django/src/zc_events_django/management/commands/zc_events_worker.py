@@ -28,7 +28,7 @@ def configure_logging(verbosity: int) -> None:
         logger.setLevel(logging.DEBUG)
 
 
-class Command(BaseCommand):  # type: ignore[misc]
+class Command(BaseCommand):
     help = (
         "Serve zc-events handlers (ZC_EVENTS_HANDLERS, JOB_MAPPING and the apps' events.py) with "
         "the configured backend until SIGTERM/SIGINT, then finish in-flight messages."
