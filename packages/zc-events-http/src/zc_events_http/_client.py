@@ -7,6 +7,7 @@ and the 4xx answers of :mod:`zc_events_http._server` map to the exceptions of a 
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from typing import Any
 
@@ -90,10 +91,28 @@ class HttpOptions:
         )
         self.connect_timeout = float(connect_timeout)
 
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """What httpx verifies with: False, or a context with the CA and client certificate."""
+        if self.verify is False:
+            return False
+        try:
+            if isinstance(self.verify, str):
+                context = ssl.create_default_context(cafile=self.verify)
+            else:
+                context = ssl.create_default_context()
+            if self.cert is not None:
+                certfile, keyfile = (self.cert, None) if isinstance(self.cert, str) else self.cert
+                context.load_cert_chain(certfile, keyfile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"backend 'http': cannot load the TLS files (verify={self.verify!r}, "
+                f"cert={self.cert!r}): {exc}"
+            ) from exc
+        return context
+
     def client_kwargs(self) -> dict[str, Any]:
         return {
-            "verify": self.verify,
-            "cert": self.cert,
+            "verify": self.ssl_context(),
             "http2": self.http2,
             "limits": self.limits,
             "headers": {"content-type": CONTENT_TYPE, "accept": CONTENT_TYPE},
