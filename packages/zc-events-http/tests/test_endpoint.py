@@ -35,14 +35,23 @@ def error_of(answer: httpx.Response) -> dict[str, object]:
 
 
 def test_a_valid_request_is_answered_with_the_response(http: httpx.Client) -> None:
-    answer = http.post("/zc-events", content=envelope_body(), headers={"content-type": "application/json"})
+    answer = http.post(
+        "/zc-events", content=envelope_body(), headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 200
     assert answer.json() == {"data": {"answer": 3}, "has_errors": False, "errors": []}
 
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"[]", b'{"v": 2}', b"[" * 200_000, b'{"v":1,"id":"x","key":["k"],"method":"GET"}'],
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"v": 2}',
+        b"[" * 200_000,
+        b'{"v":1,"id":"x","key":["k"],"method":"GET"}',
+    ],
     ids=["empty", "text", "list", "version", "deep", "key-list"],
 )
 def test_a_body_that_is_not_an_envelope_is_400(http: httpx.Client, body: bytes) -> None:
@@ -52,7 +61,9 @@ def test_a_body_that_is_not_an_envelope_is_400(http: httpx.Client, body: bytes) 
 
 
 def test_a_wrong_content_type_is_415(http: httpx.Client) -> None:
-    answer = http.post("/zc-events", content=envelope_body(), headers={"content-type": "text/plain"})
+    answer = http.post(
+        "/zc-events", content=envelope_body(), headers={"content-type": "text/plain"}
+    )
     assert answer.status_code == 415
     assert "application/json" in str(error_of(answer)["message"])
 
@@ -64,7 +75,9 @@ def test_another_method_is_405(http: httpx.Client) -> None:
 
 
 def test_another_path_is_404(http: httpx.Client) -> None:
-    answer = http.post("/admin", content=envelope_body(), headers={"content-type": "application/json"})
+    answer = http.post(
+        "/admin", content=envelope_body(), headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 404
     assert error_of(answer)["type"] == "NotFound"
 
@@ -84,19 +97,26 @@ def test_an_oversized_chunked_body_is_413(http_worker) -> None:  # type: ignore[
             yield b"x" * (1024 * 1024)
 
     answer = httpx.post(
-        http_worker.url + "/zc-events", content=chunks(), headers={"content-type": "application/json"}
+        http_worker.url + "/zc-events",
+        content=chunks(),
+        headers={"content-type": "application/json"},
     )
     assert answer.status_code == 413
 
 
-def test_an_unknown_key_is_404_and_the_client_raises_no_route(http: httpx.Client, http_worker) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_key_is_404_and_the_client_raises_no_route(
+    http: httpx.Client, http_worker
+) -> None:  # type: ignore[no-untyped-def]
     answer = http.post(
-        "/zc-events", content=envelope_body("nobody.here"), headers={"content-type": "application/json"}
+        "/zc-events",
+        content=envelope_body("nobody.here"),
+        headers={"content-type": "application/json"},
     )
     assert answer.status_code == 404
     assert error_of(answer)["type"] == "NoRouteError"
-    with EventClient("http", routes={"*": http_worker.url}) as client, pytest.raises(
-        NoRouteError, match="nobody.here"
+    with (
+        EventClient("http", routes={"*": http_worker.url}) as client,
+        pytest.raises(NoRouteError, match="nobody.here"),
     ):
         client.post_no_wait("nobody.here")
 
@@ -116,5 +136,8 @@ def test_the_server_keeps_serving_after_bad_input(http: httpx.Client, http_worke
 
 
 def test_a_deadline_shorter_than_the_timeout_wins(http_worker) -> None:  # type: ignore[no-untyped-def]
-    with EventClient("http", routes={"*": http_worker.url}) as client, pytest.raises(RequestTimeout):
+    with (
+        EventClient("http", routes={"*": http_worker.url}) as client,
+        pytest.raises(RequestTimeout),
+    ):
         client.get("conformance.sleep", data={"seconds": 2}, timeout=0.3)

@@ -47,8 +47,9 @@ def test_verification_is_on_by_default(worker_factory, pki) -> None:  # type: ig
         options={"ssl_certfile": pki["server_cert"], "ssl_keyfile": pki["server_key"]},
         scheme="https",
     )
-    with EventClient("http", routes={"*": worker.url}) as client, pytest.raises(
-        PublishError, match="CERTIFICATE_VERIFY_FAILED"
+    with (
+        EventClient("http", routes={"*": worker.url}) as client,
+        pytest.raises(PublishError, match="CERTIFICATE_VERIFY_FAILED"),
     ):
         client.get("conformance.add", data={"x": 1, "y": 2}, timeout=5)
 
@@ -63,7 +64,10 @@ def test_mutual_tls(worker_factory, pki) -> None:  # type: ignore[no-untyped-def
         scheme="https",
     )
     routes = {"*": worker.url}
-    with EventClient("http", routes=routes, verify=pki["ca"]) as client, pytest.raises(PublishError):
+    with (
+        EventClient("http", routes=routes, verify=pki["ca"]) as client,
+        pytest.raises(PublishError),
+    ):
         client.get("conformance.add", data={"x": 1, "y": 2}, timeout=5)
     cert = [pki["client_cert"], pki["client_key"]]
     with EventClient("http", routes=routes, verify=pki["ca"], cert=cert) as client:

@@ -12,7 +12,6 @@ import pytest
 from zc_events import EventClient, HandlerRegistry, NoRouteError, Request
 from zc_events.testing.conformance import wait_for_records
 from zc_events.testing.handlers import HANDLERS
-
 from zc_events_http import wsgi_app
 
 

@@ -125,7 +125,11 @@ class HttpOptions:
 def prepare(envelope: Envelope, wait: bool) -> tuple[bytes, dict[str, str]]:
     """The request body and extra HTTP headers for ``envelope``."""
     envelope.reply_to = REPLY_TO if wait else None
-    headers = {name: value for name in TRACE_HEADERS if isinstance(value := envelope.headers.get(name), str)}
+    headers = {
+        name: value
+        for name in TRACE_HEADERS
+        if isinstance(value := envelope.headers.get(name), str)
+    }
     return envelope.encode(), headers
 
 
@@ -280,4 +284,3 @@ class HttpBackend(Backend):
 _CLIENT_OPTIONS = frozenset(
     {"routes", "verify", "cert", "http2", "max_connections", "connect_timeout"}
 )
-

@@ -82,9 +82,7 @@ def _endpoint(url: object, where: str) -> str:
         raise ConfigurationError(f"{where} must be a base URL string, got {url!r}")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigurationError(
-            f"{where} must be an http:// or https:// base URL, got {url!r}"
-        )
+        raise ConfigurationError(f"{where} must be an http:// or https:// base URL, got {url!r}")
     if parts.query or parts.fragment:
         raise ConfigurationError(f"{where} must not have a query or fragment: {url!r}")
     return url.rstrip("/") + ENDPOINT

@@ -275,7 +275,9 @@ class WSGIApp:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         endpoint = self.endpoint
         if not endpoint.is_endpoint(environ.get("PATH_INFO", "")):
-            return self._send(start_response, error(404, "NotFound", f"zc-events listens on {ENDPOINT}"))
+            return self._send(
+                start_response, error(404, "NotFound", f"zc-events listens on {ENDPOINT}")
+            )
         length_text = environ.get("CONTENT_LENGTH") or ""
         length = int(length_text) if length_text.isdigit() else None
         refused = endpoint.check(environ["REQUEST_METHOD"], environ.get("CONTENT_TYPE"), length)
@@ -294,7 +296,9 @@ class WSGIApp:
             return self._send(start_response, endpoint.accepted(outcome))
         reply = endpoint.run(outcome)
         if reply is None:
-            return self._send(start_response, error(410, "RequestTimeout", "the deadline had passed"))
+            return self._send(
+                start_response, error(410, "RequestTimeout", "the deadline had passed")
+            )
         return self._send(start_response, Answer(200, reply))
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -346,7 +350,9 @@ def asgi_app(
     route to ``<base URL>/prefix``). ``dispatcher`` defaults to the process-wide handlers,
     ``ZC_EVENTS_HANDLERS`` and the server middleware of the settings.
     """
-    return ASGIApp(Endpoint(dispatcher, settings=settings, max_body_bytes=max_body_bytes), concurrency)
+    return ASGIApp(
+        Endpoint(dispatcher, settings=settings, max_body_bytes=max_body_bytes), concurrency
+    )
 
 
 def wsgi_app(
@@ -357,4 +363,6 @@ def wsgi_app(
     concurrency: int = 8,
 ) -> WSGIApp:
     """A WSGI app serving the registered handlers at ``/zc-events`` (Django: see the README)."""
-    return WSGIApp(Endpoint(dispatcher, settings=settings, max_body_bytes=max_body_bytes), concurrency)
+    return WSGIApp(
+        Endpoint(dispatcher, settings=settings, max_body_bytes=max_body_bytes), concurrency
+    )

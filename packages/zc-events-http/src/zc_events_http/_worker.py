@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from zc_events import ConfigurationError, Dispatcher
@@ -38,7 +38,9 @@ def parse_bind(text: object) -> tuple[str, int]:
 
 def _positive_int(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigurationError(f"backend 'http' option {name!r} must be an int >= 1, got {value!r}")
+        raise ConfigurationError(
+            f"backend 'http' option {name!r} must be an int >= 1, got {value!r}"
+        )
     return value
 
 
@@ -54,7 +56,9 @@ def serve(backend: HttpBackend, dispatcher: Dispatcher) -> None:
         ) from None
     options = backend.server_options
     settings = backend.settings
-    host, port = parse_bind(options.get("bind") or settings.get("ZC_EVENTS_HTTP_BIND", DEFAULT_BIND))
+    host, port = parse_bind(
+        options.get("bind") or settings.get("ZC_EVENTS_HTTP_BIND", DEFAULT_BIND)
+    )
     concurrency = _positive_int("concurrency", options.get("concurrency", 32))
     app = ASGIApp(
         Endpoint(dispatcher, settings=settings, max_body_bytes=options.get("max_body_bytes")),
@@ -77,34 +81,50 @@ def serve(backend: HttpBackend, dispatcher: Dispatcher) -> None:
         server_header=False,
         **tls,
     )
-    server = _server(config)
-    backend._server = server
-    if backend._stopping.is_set():
-        return
     scheme = "https" if tls else "http"
-    log.info(
-        "consuming %s at %s://%s:%d%s with %d handler thread(s)",
-        ", ".join(dispatcher.keys()),
-        scheme,
-        host,
-        port,
-        ENDPOINT,
-        concurrency,
-    )
-    server.run()
+
+    def ready() -> None:
+        log.info(
+            "consuming %s at %s://%s:%d%s with %d handler thread(s)",
+            ", ".join(dispatcher.keys()),
+            scheme,
+            host,
+            port,
+            ENDPOINT,
+            concurrency,
+        )
+
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if uvicorn_log.level == logging.NOTSET:  # uvicorn logs its own start-up at INFO
+        uvicorn_log.setLevel(logging.WARNING)
+    server = _server(config, ready)
+    backend._server = server
+    if backend.stopping.is_set():
+        return
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits when it cannot bind (and logs why)
+        server.started = False
     if not server.started:
-        raise ConfigurationError(f"the http worker could not listen on {host}:{port}")
+        raise ConfigurationError(
+            f"the http worker could not listen on {host}:{port} (is the address in use?)"
+        )
     log.info("stopped serving at %s://%s:%d", scheme, host, port)
 
 
-def _server(config: Any) -> Any:
-    """uvicorn's server without its own signal handling: the zc-events worker owns SIGTERM
-    (it calls ``backend.stop()``, which sets ``should_exit``)."""
+def _server(config: Any, ready: Callable[[], None]) -> Any:
+    """uvicorn's server without its own signal handling (the zc-events worker owns SIGTERM and
+    calls ``backend.stop()``, which sets ``should_exit``), calling ``ready`` once it listens."""
     import uvicorn
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             yield
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                ready()
 
     return Server(config)
