@@ -57,7 +57,8 @@ class AsyncHttpBackend(AsyncBackend):
         left = envelope.time_left()
         wait = timeout if left is None else max(min(timeout, left), 0.001)
         response = await self._post(envelope, wait, True)
-        assert response is not None  # interpret() maps a 202 to None only for no-wait
+        if response is None:
+            raise PublishError(f"the service accepted {envelope.key!r} without answering it")
         return response
 
     async def send(self, envelope: Envelope) -> None:

@@ -239,7 +239,8 @@ class HttpBackend(Backend):
         left = envelope.time_left()
         wait = timeout if left is None else max(min(timeout, left), 0.001)
         response = self._post(envelope, wait, True)
-        assert response is not None  # a 202 to a waiting request is refused by interpret
+        if response is None:
+            raise PublishError(f"the service accepted {envelope.key!r} without answering it")
         return response
 
     def send(self, envelope: Envelope) -> None:
