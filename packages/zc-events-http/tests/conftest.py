@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+from zc_events.testing import WorkerProcess, run_worker
 
 
 def free_port() -> int:
@@ -25,84 +22,41 @@ def free_port() -> int:
 
 @dataclass
 class HttpWorker:
-    """A worker subprocess serving over HTTP."""
+    """A worker process serving over HTTP, and the base URL to route to it."""
 
-    proc: subprocess.Popen[bytes]
+    process: WorkerProcess
     url: str
-    log_path: Path
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError(f"the worker ignored signal {sig}:\n{self.log}") from None
 
 
-def start_worker(
-    tmp_path: Path,
-    modules: list[str],
-    *,
-    options: dict[str, Any] | None = None,
-    env: dict[str, str] | None = None,
-    scheme: str = "http",
-) -> HttpWorker:
-    port = free_port()
-    log_path = tmp_path / f"worker-{port}.log"
-    environ = {
-        **os.environ,
+def http_worker_env(port: int, options: dict[str, Any] | None = None) -> dict[str, str | None]:
+    return {
         "ZC_EVENTS_BACKEND": "http",
         "ZC_EVENTS_BACKEND_OPTIONS": json.dumps({"bind": f"127.0.0.1:{port}", **(options or {})}),
-        "PYTHONUNBUFFERED": "1",
-        **(env or {}),
     }
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "zc_events", "worker", *modules],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=environ,
-            cwd=str(Path(__file__).parent),
-        )
-    worker = HttpWorker(proc, f"{scheme}://127.0.0.1:{port}", log_path)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the worker exited with {proc.returncode}:\n{worker.log}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return worker
-        except OSError:
-            time.sleep(0.05)
-    worker.stop(signal.SIGKILL)
-    raise AssertionError(f"the worker did not listen on {port}:\n{worker.log}")
 
 
 @pytest.fixture
-def worker_factory(tmp_path: Path) -> Iterator[Any]:
-    started: list[HttpWorker] = []
+def worker_factory() -> Iterator[Any]:
+    """``worker_factory(*modules, options=..., scheme=...)`` starts a worker for this test."""
+    with contextlib.ExitStack() as stack:
 
-    def factory(*modules: str, **kwargs: Any) -> HttpWorker:
-        worker = start_worker(tmp_path, list(modules) or ["zc_events.testing.handlers"], **kwargs)
-        started.append(worker)
-        return worker
+        def factory(
+            *modules: str, options: dict[str, Any] | None = None, scheme: str = "http"
+        ) -> HttpWorker:
+            port = free_port()
+            process = stack.enter_context(
+                run_worker(
+                    list(modules) or ["zc_events.testing.handlers"],
+                    env=http_worker_env(port, options),
+                )
+            )
+            return HttpWorker(process, f"{scheme}://127.0.0.1:{port}")
 
-    yield factory
-    for worker in started:
-        if worker.proc.poll() is None:
-            worker.proc.kill()
-            worker.proc.wait()
+        yield factory
 
 
 @pytest.fixture(scope="module")
-def http_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HttpWorker]:
-    worker = start_worker(tmp_path_factory.mktemp("http"), ["zc_events.testing.handlers"])
-    yield worker
-    worker.stop()
+def http_worker() -> Iterator[HttpWorker]:
+    port = free_port()
+    with run_worker(["zc_events.testing.handlers"], env=http_worker_env(port)) as process:
+        yield HttpWorker(process, f"http://127.0.0.1:{port}")
