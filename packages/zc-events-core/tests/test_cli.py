@@ -144,7 +144,8 @@ def test_a_backend_that_lacks_a_worker_option_says_so() -> None:
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "zc-events: error: the 'memory' backend does not take --concurrency, --url: drop the "
-        "option(s) or choose a backend that has them (the rabbitmq backend takes all four)"
+        "option(s) or choose a backend that has them (rabbitmq takes --concurrency, --prefetch, "
+        "--url and --queue; http takes --bind and --concurrency)"
     ]
 
 
@@ -183,6 +184,7 @@ def test_worker_help_explains_module_service_name_and_the_backend() -> None:
         "--prefetch N",
         "--url URL",
         "--queue NAME",
+        "--bind HOST:PORT",
         "--log-level LEVEL",
         "Exit status",
         "examples:",

@@ -41,13 +41,16 @@ def worker_factory() -> Iterator[Any]:
     with contextlib.ExitStack() as stack:
 
         def factory(
-            *modules: str, options: dict[str, Any] | None = None, scheme: str = "http"
+            *modules: str,
+            options: dict[str, Any] | None = None,
+            scheme: str = "http",
+            env: dict[str, str] | None = None,
         ) -> HttpWorker:
             port = free_port()
             process = stack.enter_context(
                 run_worker(
                     list(modules) or ["zc_events.testing.handlers"],
-                    env=http_worker_env(port, options),
+                    env={**http_worker_env(port, options), **(env or {})},
                 )
             )
             return HttpWorker(process, f"{scheme}://127.0.0.1:{port}")

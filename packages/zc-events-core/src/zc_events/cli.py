@@ -181,6 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="queue to consume (default: SERVICE_NAME)",
     )
+    worker.add_argument(
+        "--bind",
+        metavar="HOST:PORT",
+        help="address to serve on, for the http backend (default: ZC_EVENTS_HTTP_BIND, "
+        "else 127.0.0.1:8000)",
+    )
 
     sub.add_parser("backends", help="list installed backends and their packages")
     sub.add_parser("demo", help="run the quickstart on the in-memory backend")
@@ -205,6 +211,7 @@ WORKER_OPTIONS = {
     "prefetch": "--prefetch",
     "url": "--url",
     "queue": "--queue",
+    "bind": "--bind",
 }
 
 
@@ -262,7 +269,8 @@ def _worker(args: argparse.Namespace) -> int:
         if refused:
             raise ConfigurationError(
                 f"the {name!r} backend does not take {', '.join(refused)}: drop the option(s) "
-                "or choose a backend that has them (the rabbitmq backend takes all four)"
+                "or choose a backend that has them (rabbitmq takes --concurrency, --prefetch, "
+                "--url and --queue; http takes --bind and --concurrency)"
             ) from exc
         raise
     serve(backend, args.modules, settings=settings)

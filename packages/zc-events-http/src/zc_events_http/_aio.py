@@ -44,6 +44,7 @@ class AsyncHttpBackend(AsyncBackend):
     async def _post(self, envelope: Envelope, wait: float, expect_reply: bool) -> Response | None:
         url = self.options.routes.url_for(envelope.key)
         body, headers = prepare(envelope, expect_reply)
+        self.sync.check_size(envelope, body)
         try:
             answer = await self.client.post(
                 url, content=body, headers=headers, timeout=self.options.timeout(wait)

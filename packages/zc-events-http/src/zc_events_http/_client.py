@@ -24,14 +24,13 @@ from zc_events import (
     Response,
     Settings,
     batch_error,
+    new_id,
 )
 
 from ._routes import Routes
 
 __all__ = ["HttpBackend"]
 
-#: ``reply_to`` of a waiting request. Opaque: the reply is the HTTP response itself.
-REPLY_TO = "http"
 #: Envelope headers also sent as HTTP headers, so proxies and meshes can trace the call.
 TRACE_HEADERS = ("traceparent", "tracestate")
 CONTENT_TYPE = "application/json"
@@ -123,8 +122,15 @@ class HttpOptions:
 
 
 def prepare(envelope: Envelope, wait: bool) -> tuple[bytes, dict[str, str]]:
-    """The request body and extra HTTP headers for ``envelope``."""
-    envelope.reply_to = REPLY_TO if wait else None
+    """The request body and extra HTTP headers for ``envelope``.
+
+    The server answers in the HTTP response when ``reply_to`` is set (the client sets a fresh id
+    before middleware signs the envelope) and with 202 when it is null.
+    """
+    if wait and envelope.reply_to is None:  # a hand-built envelope given to request()
+        envelope.reply_to = new_id()
+    elif not wait:
+        envelope.reply_to = None
     headers = {
         name: value
         for name in TRACE_HEADERS
@@ -226,6 +232,7 @@ class HttpBackend(Backend):
     def _post(self, envelope: Envelope, wait: float, expect_reply: bool) -> Response | None:
         url = self.options.routes.url_for(envelope.key)
         body, headers = prepare(envelope, expect_reply)
+        self.check_size(envelope, body)
         try:
             answer = self.client.post(
                 url, content=body, headers=headers, timeout=self.options.timeout(wait)

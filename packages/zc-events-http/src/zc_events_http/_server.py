@@ -36,7 +36,6 @@ __all__ = ["ASGIApp", "Endpoint", "WSGIApp", "asgi_app", "wsgi_app"]
 
 log = logging.getLogger("zc_events.http")
 
-DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 JSON = "application/json"
 
 
@@ -51,20 +50,6 @@ class Answer:
 def error(status: int, type_: str, message: str) -> Answer:
     """A JSON error answer the client maps to an exception."""
     return Answer(status, Response.error(type_, message, status).encode())
-
-
-def _max_bytes(settings: Settings, given: int | None) -> int:
-    if given is not None:
-        return int(given)
-    value = settings.get("ZC_EVENTS_MAX_MESSAGE_BYTES", DEFAULT_MAX_BYTES)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        from zc_events import ConfigurationError
-
-        raise ConfigurationError(
-            f"setting ZC_EVENTS_MAX_MESSAGE_BYTES must be an int, got {value!r}"
-        ) from None
 
 
 class Endpoint:
@@ -83,7 +68,9 @@ class Endpoint:
 
             dispatcher = HttpBackend(settings=self.settings).default_dispatcher()
         self.dispatcher = dispatcher
-        self.max_body_bytes = _max_bytes(self.settings, max_body_bytes)
+        self.max_body_bytes = (
+            self.settings.max_message_bytes if max_body_bytes is None else int(max_body_bytes)
+        )
 
     @staticmethod
     def is_endpoint(path: str) -> bool:
