@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from zc_events import EventClient
-from zc_events.testing.conformance import BackendConformance
+from zc_events import AsyncEventClient, EventClient
+from zc_events.testing.conformance import AsyncBackendConformance, BackendConformance
+
+from zc_events_http._aio import AsyncHttpBackend
 
 
 class TestHttpConformance(BackendConformance):
@@ -17,3 +19,36 @@ class TestHttpConformance(BackendConformance):
     def client(self, http_worker) -> Iterator[EventClient]:  # type: ignore[no-untyped-def]
         with EventClient("http", routes={"*": http_worker.url}) as client:
             yield client
+
+
+class TestHttpAsyncConformance(AsyncBackendConformance):
+    """The async half, on the native ``httpx.AsyncClient`` backend."""
+
+    backend_name = "http"
+
+    @pytest.fixture
+    async def async_client(self, http_worker) -> AsyncIterator[AsyncEventClient]:  # type: ignore[no-untyped-def]
+        async with AsyncEventClient("http", routes={"*": http_worker.url}) as client:
+            assert isinstance(client.backend, AsyncHttpBackend)
+            yield client
+
+
+def test_async_handlers_run_concurrently_on_the_server_loop(http_worker) -> None:  # type: ignore[no-untyped-def]
+    """100 calls to a handler that awaits 0.2 s finish together, not one after another."""
+    import asyncio
+    import time
+
+    async def main() -> float:
+        async with AsyncEventClient("http", routes={"*": http_worker.url}) as client:
+            started = time.monotonic()
+            results = await asyncio.gather(
+                *(
+                    client.get("conformance.async_sleep", data={"seconds": 0.2}, timeout=30)
+                    for _ in range(100)
+                )
+            )
+            assert all(not r.has_errors for r in results), results[0].errors
+            return time.monotonic() - started
+
+    elapsed = asyncio.run(main())
+    assert elapsed < 100 * 0.2 / 2, f"100 calls took {elapsed:.1f} s: not served concurrently"

@@ -6,6 +6,7 @@ Response as the reply. Server: :func:`asgi_app` / :func:`wsgi_app` to mount anyw
 ``zc-events worker --backend http --bind HOST:PORT MODULE...`` (uvicorn).
 """
 
+from ._aio import AsyncHttpBackend
 from ._client import HttpBackend
 from ._routes import ENDPOINT, Routes
 from ._server import ASGIApp, Endpoint, WSGIApp, asgi_app, wsgi_app
@@ -15,6 +16,7 @@ __version__ = "1.0.0"
 __all__ = [
     "ENDPOINT",
     "ASGIApp",
+    "AsyncHttpBackend",
     "Endpoint",
     "HttpBackend",
     "Routes",

@@ -141,8 +141,9 @@ def _header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
 class ASGIApp:
     """``POST /zc-events`` as an ASGI 3 application (mount it in FastAPI, Starlette, Django).
 
-    Sync handlers run on a pool of ``concurrency`` threads; ``*_no_wait`` handlers run after
-    the 202 answer, and the lifespan shutdown (or :meth:`aclose`) waits for them.
+    ``async def`` handlers are awaited on the server's event loop; sync handlers run on a pool of
+    ``concurrency`` threads. ``*_no_wait`` handlers run after the 202 answer, and the lifespan
+    shutdown (or :meth:`aclose`) waits for them.
     """
 
     def __init__(self, endpoint: Endpoint, concurrency: int = 32) -> None:
@@ -182,18 +183,22 @@ class ASGIApp:
         if isinstance(outcome, Answer):
             await self._send(send, outcome)
             return
-        loop = asyncio.get_running_loop()
         if outcome.reply_to is None:
             await self._send(send, endpoint.accepted(outcome))
-            future = loop.run_in_executor(self.executor, endpoint.run, outcome)
-            self._pending.add(future)
-            future.add_done_callback(self._pending.discard)
+            task = asyncio.ensure_future(self._run(outcome))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
             return
-        reply = await loop.run_in_executor(self.executor, endpoint.run, outcome)
+        reply = await self._run(outcome)
         if reply is None:  # the deadline passed while it waited for a thread
             await self._send(send, error(410, "RequestTimeout", "the deadline had passed"))
         else:
             await self._send(send, Answer(200, reply))
+
+    async def _run(self, envelope: Envelope) -> bytes | None:
+        """Dispatch on this event loop: ``async def`` handlers are awaited here, sync ones run
+        on the handler threads."""
+        return await self.endpoint.dispatcher.ahandle_envelope(envelope, executor=self.executor)
 
     async def _read(self, receive: Any) -> bytes | None:
         """The whole body, or None once it grows past the limit."""
