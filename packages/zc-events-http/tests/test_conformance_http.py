@@ -8,7 +8,6 @@ import pytest
 
 from zc_events import AsyncEventClient, EventClient
 from zc_events.testing.conformance import AsyncBackendConformance, BackendConformance
-
 from zc_events_http._aio import AsyncHttpBackend
 
 
