@@ -29,7 +29,7 @@ from ._api import (
 )
 from ._async_backend import AsyncBackend, ThreadedAsyncBackend, create_async_backend
 from ._async_client import AsyncBatch, AsyncEventClient
-from ._backend import Backend, batch_error, create_backend
+from ._backend import Backend, BaseBackend, batch_error, create_backend
 from ._client import BaseClient, Batch, EventClient
 from ._envelope import Envelope, new_id
 from ._exceptions import (
@@ -61,6 +61,7 @@ __all__ = [
     "AsyncEventClient",
     "Backend",
     "BackendNotFound",
+    "BaseBackend",
     "BaseClient",
     "Batch",
     "ConfigurationError",
