@@ -161,3 +161,17 @@ def test_wait_for_returns_the_first_true_value_or_fails_naming_what() -> None:
     assert wait_for(lambda: next(values), timeout=5, interval=0.01) == "done"
     with pytest.raises(AssertionError, match="timed out after 0.1 s waiting for the moon"):
         wait_for(lambda: False, timeout=0.1, what="the moon", interval=0.01)
+
+
+def test_wait_for_can_treat_exceptions_as_not_yet() -> None:
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("not bound yet")
+        return "bound"
+
+    assert wait_for(flaky, timeout=5, interval=0.01, ignore=(ConnectionError,)) == "bound"
+    with pytest.raises(KeyError):  # other exceptions propagate
+        wait_for(lambda: {}["x"], timeout=5, ignore=(ConnectionError,))

@@ -29,15 +29,6 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 HERE = Path(__file__).resolve().parent
 
 
-def answers(call: Callable[[], object]) -> bool:
-    """True when ``call()`` returns without raising."""
-    try:
-        call()
-    except Exception:
-        return False
-    return True
-
-
 def unique(prefix: str) -> str:
     return f"zc-events-test-{prefix}-{uuid.uuid4().hex[:10]}"
 
@@ -190,7 +181,7 @@ class Service:
         if worker is not None:
             worker.wait_ready(ready, timeout)
         else:
-            zc_events.testing.wait_for(lambda: answers(ready), timeout, f"an answer to {key!r}")
+            zc_events.testing.wait_for(ready, timeout, f"an answer to {key!r}", ignore=(Exception,))
 
     def cleanup(self, broker: Broker) -> None:
         for w in self.workers:

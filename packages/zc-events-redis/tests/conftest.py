@@ -24,15 +24,6 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 HERE = Path(__file__).resolve().parent
 
 
-def answers(call: Callable[[], object]) -> bool:
-    """True when ``call()`` returns without raising."""
-    try:
-        call()
-    except Exception:
-        return False
-    return True
-
-
 def unique(what: str) -> str:
     return f"zc-events-test-{what}-{uuid.uuid4().hex[:10]}"
 
@@ -98,7 +89,7 @@ class Service:
         if worker is not None:
             worker.wait_ready(ready, timeout)
         else:
-            zc_events.testing.wait_for(lambda: answers(ready), timeout, f"an answer to {key!r}")
+            zc_events.testing.wait_for(ready, timeout, f"an answer to {key!r}", ignore=(Exception,))
 
     def redis_keys(self) -> list[bytes]:
         import redis

@@ -28,14 +28,22 @@ def wait_for(
     timeout: float = 30.0,
     what: str = "condition",
     interval: float = 0.05,
+    *,
+    ignore: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call ``predicate`` until it returns a true value, and return that value.
 
-    Raises AssertionError naming ``what`` after ``timeout`` seconds.
+    Exceptions of the types in ``ignore`` count as "not yet" (e.g. ``ignore=(NoRouteError,)``
+    while a worker binds its queue). Raises AssertionError naming ``what`` after ``timeout``
+    seconds.
     """
     deadline = time.monotonic() + timeout
     while True:
-        value = predicate()
+        value: T | None
+        try:
+            value = predicate()
+        except ignore:
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
