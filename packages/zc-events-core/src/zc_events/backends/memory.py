@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .._async_backend import AsyncBackend
-from .._backend import Backend
+from .._backend import Backend, BaseBackend
 from .._envelope import Envelope
 from .._exceptions import ConfigurationError, NoRouteError, PublishError, RequestTimeout
 from .._handlers import Dispatcher
@@ -57,18 +57,6 @@ def _check_workers(workers: object) -> int:
     return workers
 
 
-def _route(backend: MemoryBackend | AsyncMemoryBackend, envelope: Envelope) -> bytes:
-    body = backend.check_size(envelope, envelope.encode())
-    if not backend.dispatcher.handles(envelope.key):
-        raise NoRouteError(
-            f"no handler is registered for key {envelope.key!r} in this process: the "
-            "'memory' backend is in-process and reaches only handlers registered here; "
-            "to call other services set ZC_EVENTS_BACKEND (e.g. rabbitmq)",
-            envelope.key,
-        )
-    return body
-
-
 def _timed_out(envelope: Envelope, timeout: float, why: str = "") -> RequestTimeout:
     return RequestTimeout(
         f"no reply to {envelope.method} {envelope.key!r} within {timeout:g} s{why}",
@@ -77,15 +65,9 @@ def _timed_out(envelope: Envelope, timeout: float, why: str = "") -> RequestTime
     )
 
 
-class MemoryBackend(Backend):
-    """In-process transport.
-
-    Options: ``workers`` (handler threads, default 8); ``dispatcher`` (default: the process-wide
-    handlers and ``ZC_EVENTS_HANDLERS``); ``inline`` (default True): run waiting calls on the
-    calling thread, which saves a thread hand-off (about 80 µs on a small VM) but reports a
-    timeout only once the handler has returned; with ``inline=False`` they run on the worker
-    threads and the caller stops waiting at the timeout.
-    """
+class _Memory(BaseBackend):
+    """What the sync and async faces of the memory backend share: options, the dispatcher,
+    routing."""
 
     name = "memory"
 
@@ -102,16 +84,11 @@ class MemoryBackend(Backend):
         self.workers = _check_workers(workers)
         self.inline = bool(inline)
         self._dispatcher = dispatcher
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._start_lock = threading.Lock()
-        self._pending = 0
-        self._idle = threading.Condition()
         self._closed = False
+        self._init_state()
 
-    @classmethod
-    def async_backend_class(cls) -> type[AsyncBackend]:
-        return AsyncMemoryBackend
+    def _init_state(self) -> None:
+        """Set up the face's own state (queues, threads, tasks)."""
 
     @property
     def dispatcher(self) -> Dispatcher:
@@ -119,6 +96,39 @@ class MemoryBackend(Backend):
         if self._dispatcher is None:
             self._dispatcher = self.default_dispatcher()
         return self._dispatcher
+
+    def _route(self, envelope: Envelope) -> bytes:
+        body = self.check_size(envelope, envelope.encode())
+        if not self.dispatcher.handles(envelope.key):
+            raise NoRouteError(
+                f"no handler is registered for key {envelope.key!r} in this process: the "
+                "'memory' backend is in-process and reaches only handlers registered here; "
+                "to call other services set ZC_EVENTS_BACKEND (e.g. rabbitmq)",
+                envelope.key,
+            )
+        return body
+
+
+class MemoryBackend(_Memory, Backend):
+    """In-process transport.
+
+    Options: ``workers`` (handler threads, default 8); ``dispatcher`` (default: the process-wide
+    handlers and ``ZC_EVENTS_HANDLERS``); ``inline`` (default True): run waiting calls on the
+    calling thread, which saves a thread hand-off (about 80 µs on a small VM) but reports a
+    timeout only once the handler has returned; with ``inline=False`` they run on the worker
+    threads and the caller stops waiting at the timeout.
+    """
+
+    def _init_state(self) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._start_lock = threading.Lock()
+        self._pending = 0
+        self._idle = threading.Condition()
+
+    @classmethod
+    def async_backend_class(cls) -> type[AsyncBackend]:
+        return AsyncMemoryBackend
 
     # -- workers ---------------------------------------------------------------------------
     def _ensure_started(self) -> None:
@@ -159,7 +169,7 @@ class MemoryBackend(Backend):
     # -- client side -----------------------------------------------------------------------
     def request(self, envelope: Envelope, timeout: float) -> Response:
         envelope.reply_to = envelope.reply_to or "memory"  # keep what the client set (signed)
-        body = _route(self, envelope)
+        body = self._route(envelope)
         if self.inline:
             if self._closed:
                 raise PublishError("the memory backend is closed")
@@ -183,7 +193,7 @@ class MemoryBackend(Backend):
 
     def send(self, envelope: Envelope) -> None:
         envelope.reply_to = None
-        body = _route(self, envelope)
+        body = self._route(envelope)
         self._ensure_started()
         with self._idle:
             self._pending += 1
@@ -221,7 +231,7 @@ class MemoryBackend(Backend):
             t.join()
 
 
-class AsyncMemoryBackend(AsyncBackend):
+class AsyncMemoryBackend(_Memory, AsyncBackend):
     """The native asyncio face of the ``memory`` backend.
 
     ``async def`` handlers run as tasks on the caller's event loop; sync handlers run on
@@ -231,31 +241,10 @@ class AsyncMemoryBackend(AsyncBackend):
     here). :meth:`join` waits for pending fire-and-forget work; :meth:`aclose` drains it.
     """
 
-    name = "memory"
-
-    def __init__(
-        self,
-        *,
-        settings: Settings | None = None,
-        workers: int = 8,
-        dispatcher: Dispatcher | None = None,
-        inline: bool = True,
-        **options: Any,
-    ) -> None:
-        super().__init__(settings=settings, **options)
-        self.workers = _check_workers(workers)
-        self._dispatcher = dispatcher
+    def _init_state(self) -> None:
         self._executor: ThreadPoolExecutor | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._no_wait: set[asyncio.Task[Any]] = set()
-        self._closed = False
-
-    @property
-    def dispatcher(self) -> Dispatcher:
-        """The dispatcher that serves this backend's messages (built from settings if not given)."""
-        if self._dispatcher is None:
-            self._dispatcher = self.default_dispatcher()
-        return self._dispatcher
 
     def _spawn(self, coro: Coroutine[Any, Any, bytes | None], no_wait: bool) -> asyncio.Task[Any]:
         if self._closed:
@@ -278,7 +267,7 @@ class AsyncMemoryBackend(AsyncBackend):
 
     async def request(self, envelope: Envelope, timeout: float) -> Response:
         envelope.reply_to = envelope.reply_to or "memory"  # keep what the client set (signed)
-        body = _route(self, envelope)
+        body = self._route(envelope)
         task = self._spawn(self._serve(body), no_wait=False)
         try:
             async with asyncio.timeout(timeout):
@@ -292,7 +281,7 @@ class AsyncMemoryBackend(AsyncBackend):
 
     async def send(self, envelope: Envelope) -> None:
         envelope.reply_to = None
-        body = _route(self, envelope)
+        body = self._route(envelope)
         self._spawn(self._serve(body), no_wait=True)
 
     async def join(self, timeout: float | None = None) -> bool:
