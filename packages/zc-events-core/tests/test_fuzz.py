@@ -131,3 +131,25 @@ def test_legacy_parse_task(args: Any, kwargs: Any) -> None:
 )
 def test_hostile_inputs(name: str, raw: bytes, json_library: str) -> None:
     accepts_or_envelope_error(DECODERS[name], raw)
+
+
+def test_memory_worker_survives_a_thousand_fuzzed_bodies() -> None:
+    """Straight into the memory backend's worker queue, then a valid call (not inline)."""
+    from zc_events import Dispatcher, EventClient, HandlerRegistry
+    from zc_events.backends.memory import MemoryBackend
+    from zc_events.testing import fuzz_bodies
+
+    backend = MemoryBackend(
+        dispatcher=Dispatcher([HandlerRegistry({"add": lambda r: r.data["x"] + r.data["y"]})]),
+        inline=False,
+        workers=2,
+    )
+    with EventClient(backend) as client:
+        assert client.get("add", data={"x": 1, "y": 1}).data == 2  # starts the workers
+        bodies = fuzz_bodies(1000, seed=11)
+        with backend._idle:
+            backend._pending += len(bodies)
+        for body in bodies:
+            backend._queue.put((body, None))
+        assert backend.join(timeout=300)
+        assert client.get("add", data={"x": 1, "y": 2}, timeout=60).data == 3

@@ -31,7 +31,7 @@ import pika
 import pika.exceptions
 from pika import spec
 
-from zc_events import ConfigurationError
+from zc_events import ConfigurationError, mask_secrets
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -75,12 +75,8 @@ class LinkLost(Exception):
 
 def describe_url(url: str) -> str:
     """``url`` without its password, for messages and logs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    masked: str = mask_secrets(url)
+    return masked
 
 
 #: pika modules that log a connection failure (often with a traceback) before raising it.

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from zc_events import ConfigurationError, Settings
+from zc_events import ConfigurationError, Settings, mask_secrets
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -52,17 +51,8 @@ return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'e', ARGV[2])
 
 def describe_url(url: str) -> str:
     """``url`` with any password masked, for logs and error messages."""
-    try:
-        parts = urlsplit(url)
-        if parts.password:
-            host = parts.hostname or ""
-            if parts.port:
-                host = f"{host}:{parts.port}"
-            user = parts.username or ""
-            return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-    except ValueError:
-        return "<unparseable Redis URL>"
-    return url
+    masked: str = mask_secrets(url)
+    return masked
 
 
 def _int(name: str, value: Any, minimum: int = 1) -> int:
