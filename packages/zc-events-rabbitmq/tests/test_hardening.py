@@ -76,3 +76,16 @@ def test_oversized_messages_are_dead_lettered(limited: Any, broker: Any, wait_fo
         assert client.get("conformance.echo", data=1).ok
     bodies = [json.loads(b) for _, b in broker.get_all(dead)]
     assert len(bodies) == 2
+
+
+@pytest.mark.parametrize("backend", ["rabbitmq", "rabbitmq_legacy"])
+def test_the_client_refuses_a_message_over_the_limit_at_once(limited: Any, backend: str) -> None:
+    from zc_events import EnvelopeError
+
+    big = "x" * (16 * 1024 * 1024 + 1)
+    with limited.client(backend) as client:
+        with pytest.raises(EnvelopeError, match="ZC_EVENTS_MAX_MESSAGE_BYTES.*s3_claim_check"):
+            client.get("conformance.echo", data=big)
+        with pytest.raises(EnvelopeError, match="s3_claim_check"):
+            client.post_no_wait("conformance.echo", data=big)
+        assert client.get("conformance.echo", data=1).ok
