@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -45,3 +46,17 @@ def test_close_deletes_the_reply_list(served: Any, redis_client: Any) -> None:
     redis_client.rpush(name, b"left over")
     client.close()
     assert redis_client.exists(name) == 0
+
+
+async def test_async_client_recovers_when_its_connections_are_killed(
+    served: Any, kill_connections: Any, redis_client: Any
+) -> None:
+    from zc_events import AsyncEventClient
+
+    name = f"zc-events-test-async-{uuid.uuid4().hex[:10]}"
+    async with AsyncEventClient("redis", **served.options(client_name=name)) as client:
+        assert (await client.get("conformance.add", data={"x": 1, "y": 2})).data == {"answer": 3}
+        assert kill_connections(name) == 2  # the publishing and the reply-reading connection
+        response = await client.get("conformance.add", data={"x": 2, "y": 2}, timeout=30)
+        assert response.data == {"answer": 4}
+    assert [k for k in redis_client.scan_iter(match=f"{served.prefix}:reply:*")] == []

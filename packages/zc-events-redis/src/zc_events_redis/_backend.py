@@ -17,6 +17,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from zc_events import (
+    AsyncBackend,
     Backend,
     ConfigurationError,
     Dispatcher,
@@ -223,6 +224,13 @@ class RedisBackend(Backend):
         self._reply_list: Replies | None = None
         self._lock = threading.Lock()
         self._closed = False
+
+    @classmethod
+    def async_backend_class(cls) -> type[AsyncBackend]:
+        """The native asyncio backend, on ``redis.asyncio``."""
+        from ._async import AsyncRedisBackend
+
+        return AsyncRedisBackend
 
     @property
     def url(self) -> str:
