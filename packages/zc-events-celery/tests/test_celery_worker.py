@@ -199,3 +199,25 @@ def test_a_deleted_service_leaves_nothing_on_the_broker(make_service: Any) -> No
                 except amqp.exceptions.NotFound:
                     pass  # the broker closed the channel: the entity is gone
     assert left == []
+
+
+def test_unreadable_reply_store_is_a_reply_error(service: Any) -> None:
+    """Redis down: the call says the request was published and names the reply store."""
+    import socket
+
+    from zc_events import EventClient, PublishError, ReplyError
+
+    with socket.socket() as s:  # a local port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = EventClient(
+        "celery",
+        url=BROKER_URL,
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        events_exchange=service.exchange,
+    )
+    with client, pytest.raises(ReplyError) as info:
+        client.get("conformance.add", data={"x": 1, "y": 2}, timeout=5)
+    assert not isinstance(info.value, PublishError)
+    assert "'conformance.add' was published" in str(info.value)
+    assert f"reply store, Redis at 127.0.0.1:{port}/0" in str(info.value)

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from . import _json
 from ._envelope import METHODS, Envelope, validate_key
-from ._exceptions import EnvelopeError, RequestTimeout
+from ._exceptions import EnvelopeError, ReplyError, RequestTimeout
 from ._response import Response
 
 __all__ = [
@@ -404,11 +404,24 @@ def _blpop_chunk(redis_client: Any) -> float:
     return max(chunk, 0.01)
 
 
+def _describe_redis(redis_client: Any) -> str:
+    """``Redis at host:port/db`` for a redis-py client (never its password)."""
+    try:
+        kwargs = redis_client.connection_pool.connection_kwargs
+    except AttributeError:
+        return "Redis"
+    if "path" in kwargs:
+        return f"Redis at unix://{kwargs['path']}"
+    return f"Redis at {kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
 def wait_reply(redis_client: Any, response_key: str, timeout: float, *, key: str) -> bytes:
     """Wait up to ``timeout`` seconds for the reply pushed to ``response_key``; return its bytes.
 
     Waits with short BLPOPs so that a client with a socket timeout (redis-py 8 defaults to 5 s)
-    still waits the full ``timeout``. Raises :class:`RequestTimeout` naming ``key``.
+    still waits the full ``timeout``. Raises :class:`RequestTimeout` naming ``key``, and
+    :class:`ReplyError` naming the Redis server when Redis cannot be read (the request was
+    published, so this is not a PublishError).
     """
     deadline = time.monotonic() + timeout
     chunk = _blpop_chunk(redis_client)
@@ -424,7 +437,11 @@ def wait_reply(redis_client: Any, response_key: str, timeout: float, *, key: str
             # redis.exceptions.TimeoutError (a socket timeout): the connection was dropped and is
             # reopened by the next command, so keep waiting until our own deadline.
             if type(exc).__name__ != "TimeoutError":
-                raise
+                raise ReplyError(
+                    f"the request {key!r} was published, but its reply cannot be read from the "
+                    f"reply store, {_describe_redis(redis_client)}: {exc} (check EVENTS_REDIS_URL "
+                    "or the backend option 'redis_url')"
+                ) from exc
             continue
         if item:
             value = item[1]

@@ -21,7 +21,6 @@ from zc_events import (
     Envelope,
     EnvelopeError,
     NoRouteError,
-    ReplyError,
     RequestTimeout,
     Response,
     Settings,
@@ -29,7 +28,7 @@ from zc_events import (
     new_id,
 )
 
-from ._amqp import Link, Outgoing, describe_url
+from ._amqp import Link, Outgoing
 from ._base import RabbitMQBase
 from ._worker import MAX_PRIORITY
 
@@ -149,17 +148,6 @@ class LegacyRabbitMQBackend(RabbitMQBase):
                     f"service can answer {envelope.key!r} (the broker returned it: {returned})",
                     envelope.key,
                 ) from None
-            raise
-        except Exception as exc:
-            import redis.exceptions
-
-            if isinstance(exc, redis.exceptions.RedisError):
-                raise ReplyError(
-                    f"the request {envelope.key!r} (id {envelope.id}) was published, but its "
-                    f"reply cannot be read from the reply store, Redis at "
-                    f"{describe_url(self.redis_url)}: {exc} (check EVENTS_REDIS_URL or the "
-                    "'redis_url' option)"
-                ) from exc
             raise
         finally:
             self._checkin(link)
