@@ -29,8 +29,9 @@ from ._api import (
 )
 from ._async_backend import AsyncBackend, ThreadedAsyncBackend, create_async_backend
 from ._async_client import AsyncBatch, AsyncEventClient
-from ._backend import Backend, BaseBackend, batch_error, create_backend
+from ._backend import Backend, BaseBackend, DeadLetter, batch_error, create_backend
 from ._client import BaseClient, Batch, EventClient
+from ._context import CAUSED_BY_HEADER, current_request
 from ._envelope import Envelope, new_id
 from ._exceptions import (
     BackendNotFound,
@@ -44,7 +45,7 @@ from ._exceptions import (
     SignatureError,
     ZcEventsError,
 )
-from ._handlers import Dispatcher, HandlerRegistry, handler, handlers
+from ._handlers import HEALTH_PREFIX, Dispatcher, HandlerRegistry, handler, handlers, health_key
 from ._mask import mask_secrets
 from ._middleware import HmacSigning, Middleware
 from ._registry import import_string
@@ -56,6 +57,8 @@ from ._worker import import_modules, serve
 __version__ = "1.0.0"
 
 __all__ = [
+    "CAUSED_BY_HEADER",
+    "HEALTH_PREFIX",
     "AsyncBackend",
     "AsyncBatch",
     "AsyncEventClient",
@@ -65,6 +68,7 @@ __all__ = [
     "BaseClient",
     "Batch",
     "ConfigurationError",
+    "DeadLetter",
     "Dispatcher",
     "Envelope",
     "EnvelopeError",
@@ -89,6 +93,7 @@ __all__ = [
     "configure",
     "create_async_backend",
     "create_backend",
+    "current_request",
     "default_client",
     "delete",
     "delete_no_wait",
@@ -97,6 +102,7 @@ __all__ = [
     "get_settings",
     "handler",
     "handlers",
+    "health_key",
     "import_modules",
     "import_string",
     "mask_secrets",

@@ -51,6 +51,8 @@ class AsyncEventClient(
             self.backend = ThreadedAsyncBackend(backend)
         else:
             self.backend = create_async_backend(backend, self.settings, **options)
+        for mw in self.middleware:
+            mw.bind(self.backend.name)
 
     async def request(
         self,
@@ -72,10 +74,16 @@ class AsyncEventClient(
             method, key, data, headers, timeout=wait, priority=priority, wait=True
         )
         self.backend.prepare_request(envelope)
-        if self.middleware:
+        if not self.middleware:
+            return await self.backend.request(envelope, wait)
+        try:
             envelope = await self.aoutgoing(envelope)
-            return await self.aincoming(envelope, await self.backend.request(envelope, wait))
-        return await self.backend.request(envelope, wait)
+            response = await self.aincoming(envelope, await self.backend.request(envelope, wait))
+        except BaseException as exc:
+            self.finished(envelope, None, exc)
+            raise
+        self.finished(envelope, response, None)
+        return response
 
     async def request_no_wait(
         self,
@@ -89,9 +97,16 @@ class AsyncEventClient(
         """Send ``method`` to ``key`` without waiting for a reply; return the message id once
         the transport has the message. Raises NoRouteError, PublishError or EnvelopeError."""
         envelope = self.build_envelope(method, key, data, headers, priority=priority)
-        if self.middleware:
+        if not self.middleware:
+            await self.backend.send(envelope)
+            return envelope.id
+        try:
             envelope = await self.aoutgoing(envelope)
-        await self.backend.send(envelope)
+            await self.backend.send(envelope)
+        except BaseException as exc:
+            self.finished(envelope, None, exc)
+            raise
+        self.finished(envelope, None, None)
         return envelope.id
 
     def batch(self) -> AsyncBatch:
@@ -135,7 +150,12 @@ class AsyncBatch(BaseBatch):
         if self.client.middleware:
             envelopes = [await self.client.aoutgoing(envelope) for envelope in envelopes]
         if envelopes:
-            await self.client.backend.send_many(envelopes)
+            try:
+                await self.client.backend.send_many(envelopes)
+            except BaseException as exc:
+                self._finished(envelopes, exc)
+                raise
+            self._finished(envelopes, None)
         return len(envelopes)
 
     async def __aenter__(self) -> AsyncBatch:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._envelope import Envelope
@@ -18,7 +19,33 @@ from ._settings import Settings, global_settings
 if TYPE_CHECKING:
     from ._async_backend import AsyncBackend
 
-__all__ = ["Backend", "BaseBackend", "check_no_options", "create_backend", "resolve_backend"]
+__all__ = [
+    "Backend",
+    "BaseBackend",
+    "DeadLetter",
+    "check_no_options",
+    "create_backend",
+    "resolve_backend",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message a worker could not handle, as :meth:`Backend.dead_letters` lists it.
+
+    ``id`` is the message id (what :meth:`Backend.replay_dead_letters` takes), ``key`` and
+    ``method`` are None when the message is not a readable envelope; ``reason`` says why it was
+    dead-lettered; ``first_seen`` is when (ISO 8601 UTC, or None if the transport does not
+    know); ``size`` is the body's length in bytes; ``queue`` is where it was taken from.
+    """
+
+    id: str
+    key: str | None
+    method: str | None
+    reason: str
+    first_seen: str | None
+    size: int
+    queue: str
 
 
 def check_no_options(name: str, options: dict[str, Any]) -> None:
@@ -65,8 +92,9 @@ class BaseBackend:
         :meth:`request` must then keep ``envelope.reply_to`` as it is."""
 
     def default_dispatcher(self) -> Dispatcher:
-        """A dispatcher over the process-wide handlers, settings handlers and server middleware."""
-        return default_dispatcher(self.settings)
+        """A dispatcher over the process-wide handlers, settings handlers and server middleware
+        (bound to this backend's name), answering the ``SERVICE_NAME`` health check key."""
+        return default_dispatcher(self.settings, self.name)
 
 
 class Backend(BaseBackend, ABC):
@@ -115,6 +143,31 @@ class Backend(BaseBackend, ABC):
         """Consume and dispatch until :meth:`stop` is called, then finish in-flight messages."""
         raise ConfigurationError(f"backend {self.name!r} has no worker")
 
+    def is_consuming(self) -> bool:
+        """True while :meth:`serve` is taking messages from the transport (``zc-events worker
+        --health-file`` touches its file only then). The default says True until :meth:`stop`;
+        a transport overrides it to report its consumers' state (connected, not wedged)."""
+        return not self._stopping.is_set()
+
+    def dead_letters(self, service: str | None = None) -> list[DeadLetter]:
+        """The messages in ``service``'s dead-letter queue (default ``SERVICE_NAME``), oldest
+        first, left in place. Transports without dead-letter tools raise ConfigurationError."""
+        raise ConfigurationError(self._no_dead_letters())
+
+    def replay_dead_letters(
+        self, service: str | None = None, ids: Iterable[str] | None = None
+    ) -> list[str]:
+        """Publish the dead letters ``ids`` (all with None) of ``service`` to their key again,
+        removing each only once the transport confirmed its republish; return the ids replayed.
+        Transports without dead-letter tools raise ConfigurationError."""
+        raise ConfigurationError(self._no_dead_letters())
+
+    def _no_dead_letters(self) -> str:
+        return (
+            f"the {self.name or type(self).__name__!r} backend keeps no dead letters it can list "
+            "or replay (the rabbitmq and rabbitmq_legacy backends do)"
+        )
+
     def stop(self) -> None:
         """Ask :meth:`serve` to stop consuming (safe from signal handlers and other threads)."""
         self._stopping.set()
@@ -134,16 +187,27 @@ class Backend(BaseBackend, ABC):
         self.close()
 
 
-def default_dispatcher(settings: Settings) -> Dispatcher:
+def default_dispatcher(settings: Settings, backend: str = "") -> Dispatcher:
     """A dispatcher over the process-wide handlers, ``ZC_EVENTS_HANDLERS`` and the server
-    middleware of ``settings``."""
+    middleware of ``settings`` (told the ``backend`` name with :meth:`Middleware.bind`); it
+    answers the health check key of ``SERVICE_NAME`` when that is set."""
     from ._handlers import HandlerRegistry, handlers
 
     registries = [handlers]
     configured = settings.handlers
     if configured:
         registries.append(HandlerRegistry(configured))
-    return Dispatcher(registries, build_middleware(settings), settings=settings)
+    middleware = build_middleware(settings)
+    if backend:
+        for mw in middleware:
+            mw.bind(backend)
+    service = settings.get("SERVICE_NAME", None)
+    return Dispatcher(
+        registries,
+        middleware,
+        settings=settings,
+        service=service if isinstance(service, str) and service else None,
+    )
 
 
 def batch_error(failed: list[tuple[Envelope, BaseException]], total: int) -> PublishError:

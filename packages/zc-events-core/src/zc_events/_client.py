@@ -12,8 +12,9 @@ from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
 
 from ._backend import Backend, create_backend
+from ._context import inherit_timeout
 from ._envelope import Envelope, new_id
-from ._middleware import Middleware, build_middleware, call_hook, call_hook_async
+from ._middleware import Middleware, build_middleware, call_hook, call_hook_async, finish_request
 from ._response import Response
 from ._settings import Settings, global_settings
 
@@ -67,8 +68,18 @@ class BaseClient:
         )
 
     def wait_for(self, timeout: float | None) -> float:
-        """The wait in seconds for a call given ``timeout`` (None: the client's default)."""
-        return self.timeout if timeout is None else timeout
+        """The wait in seconds for a call given ``timeout`` (None: the client's default).
+
+        Inside a handler it is capped to what is left of the served request's deadline, and
+        RequestTimeout is raised at once when that has passed.
+        """
+        return inherit_timeout(self.timeout if timeout is None else timeout)
+
+    def finished(
+        self, envelope: Envelope, response: Response | None, error: BaseException | None
+    ) -> None:
+        """Run the client middleware's ``request_finished`` hooks (never raises)."""
+        finish_request(self.middleware, envelope, response, error)
 
     def outgoing(self, envelope: Envelope) -> Envelope:
         """Run the client middleware's ``outgoing_request`` hooks, in order."""
@@ -270,6 +281,8 @@ class EventClient(BaseClient, WaitVerbs[Response], NoWaitVerbs[str]):
             self.backend = backend
         else:
             self.backend = create_backend(backend, self.settings, **options)
+        for mw in self.middleware:
+            mw.bind(self.backend.name)
 
     def request(
         self,
@@ -291,10 +304,16 @@ class EventClient(BaseClient, WaitVerbs[Response], NoWaitVerbs[str]):
             method, key, data, headers, timeout=wait, priority=priority, wait=True
         )
         self.backend.prepare_request(envelope)
-        if self.middleware:
+        if not self.middleware:
+            return self.backend.request(envelope, wait)
+        try:
             envelope = self.outgoing(envelope)
-            return self.incoming(envelope, self.backend.request(envelope, wait))
-        return self.backend.request(envelope, wait)
+            response = self.incoming(envelope, self.backend.request(envelope, wait))
+        except BaseException as exc:
+            self.finished(envelope, None, exc)
+            raise
+        self.finished(envelope, response, None)
+        return response
 
     def request_no_wait(
         self,
@@ -307,8 +326,17 @@ class EventClient(BaseClient, WaitVerbs[Response], NoWaitVerbs[str]):
     ) -> str:
         """Send ``method`` to ``key`` without waiting; return the message id once the transport
         has the message. Raises NoRouteError, PublishError or EnvelopeError."""
-        envelope = self.outgoing(self.build_envelope(method, key, data, headers, priority=priority))
-        self.backend.send(envelope)
+        envelope = self.build_envelope(method, key, data, headers, priority=priority)
+        if not self.middleware:
+            self.backend.send(envelope)
+            return envelope.id
+        try:
+            envelope = self.outgoing(envelope)
+            self.backend.send(envelope)
+        except BaseException as exc:
+            self.finished(envelope, None, exc)
+            raise
+        self.finished(envelope, None, None)
         return envelope.id
 
     def batch(self) -> Batch:
@@ -360,6 +388,15 @@ class BaseBatch(NoWaitVerbs[str]):
         envelopes, self.envelopes = self.envelopes, []
         return envelopes
 
+    def _finished(self, envelopes: list[Envelope], error: BaseException | None) -> None:
+        """Run ``request_finished`` for each published envelope; with ``error`` (what the flush
+        raised), the ones it names as not published (all when it names none) get it."""
+        if not self.client.middleware:
+            return
+        failed = {id(env) for env in getattr(error, "failed", envelopes)} if error else set()
+        for env in envelopes:
+            self.client.finished(env, None, error if id(env) in failed else None)
+
     def __len__(self) -> int:
         return len(self.envelopes)
 
@@ -379,7 +416,12 @@ class Batch(BaseBatch):
         """Publish everything queued; return how many messages were published."""
         envelopes = [self.client.outgoing(envelope) for envelope in self._take()]
         if envelopes:
-            self.client.backend.send_many(envelopes)
+            try:
+                self.client.backend.send_many(envelopes)
+            except BaseException as exc:
+                self._finished(envelopes, exc)
+                raise
+            self._finished(envelopes, None)
         return len(envelopes)
 
     def __enter__(self) -> Batch:

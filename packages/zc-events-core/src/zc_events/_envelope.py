@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from . import _json
+from ._context import CAUSED_BY_HEADER, serving
 from ._exceptions import EnvelopeError
 
 __all__ = ["METHODS", "Envelope", "validate_key"]
@@ -96,7 +97,11 @@ class Envelope:
         priority: int | None = None,
         reply_to: str | None = None,
     ) -> Envelope:
-        """Build a validated envelope for a call; ``timeout`` sets the deadline from now."""
+        """Build a validated envelope for a call; ``timeout`` sets the deadline from now.
+
+        Inside a handler, the envelope's ``x-zc-events-caused-by`` header is set to the id of
+        the request being served.
+        """
         validate_key(key)
         if method not in METHODS:
             upper = method.upper() if isinstance(method, str) else method
@@ -109,6 +114,9 @@ class Envelope:
             headers = {}
         elif not isinstance(headers, dict):
             raise EnvelopeError(f"headers must be a dict, got {type(headers).__name__}", "headers")
+        cause = serving.get()
+        if cause is not None:  # made by a handler: name the request it serves
+            headers = {**headers, CAUSED_BY_HEADER: cause.id}
         if priority is None:
             priority = 0
         elif priority.__class__ is not int or not 0 <= priority <= 9:
@@ -123,6 +131,8 @@ class Envelope:
                     f"timeout must be a positive number, got {timeout!r}", "deadline"
                 )
             deadline = now + timeout
+            if cause is not None and cause.deadline is not None and deadline > cause.deadline:
+                deadline = cause.deadline  # never later than the request being served
         return cls(key, method, data, headers, new_id(), reply_to, deadline, priority, now)
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,6 +6,8 @@ import asyncio
 import contextvars
 import inspect
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
@@ -13,6 +15,7 @@ from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._aio import drive, run_coroutine
+from ._context import CAUSED_BY_HEADER, serving
 from ._envelope import Envelope, validate_key
 from ._exceptions import ConfigurationError, EnvelopeError, SignatureError
 from ._middleware import call_hook, call_hook_async
@@ -24,7 +27,7 @@ from ._settings import Settings, global_settings
 if TYPE_CHECKING:
     from ._middleware import Middleware
 
-__all__ = ["Dispatcher", "HandlerRegistry", "handler", "handlers"]
+__all__ = ["HEALTH_PREFIX", "Dispatcher", "HandlerRegistry", "handler", "handlers", "health_key"]
 
 log = logging.getLogger("zc_events")
 
@@ -142,6 +145,22 @@ def handler(key: str) -> Callable[[F], F]:
     return handlers.register(key)
 
 
+#: Keys under this prefix are reserved: ``zc-events.health.<SERVICE>`` is every worker's health
+#: check (``zc-events health SERVICE``).
+HEALTH_PREFIX = "zc-events.health."
+
+
+def health_key(service: str) -> str:
+    """The reserved key a worker of ``service`` answers health checks on."""
+    return HEALTH_PREFIX + service
+
+
+def caused_by(envelope: Envelope) -> str:
+    """``" caused by <id>"`` for log lines when a handler's call made ``envelope``, else ``""``."""
+    cause = envelope.headers.get(CAUSED_BY_HEADER)
+    return f" caused by {cause}" if cause else ""
+
+
 class Dispatcher:
     """Turns envelopes into handler calls and handler outcomes into Responses.
 
@@ -152,7 +171,11 @@ class Dispatcher:
     traceback; one INFO line per handled message (method, key, id, duration, ``ok`` or the error
     type) unless ``ZC_EVENTS_LOG_MESSAGES`` is off. ``settings`` (default: the global settings)
     are read once, here: ``ZC_EVENTS_SEND_TRACEBACKS``, ``ZC_EVENTS_LOG_MESSAGES`` and
-    ``ZC_EVENTS_MAX_MESSAGE_BYTES``.
+    ``ZC_EVENTS_MAX_MESSAGE_BYTES``. Log lines name the message's id and, for a call a handler
+    made, the id of the request that caused it (``id <id> caused by <id>``).
+
+    With ``service``, it also answers the health check key ``zc-events.health.<service>``
+    (without middleware), which :meth:`keys` then lists so every transport binds it.
     """
 
     def __init__(
@@ -161,9 +184,12 @@ class Dispatcher:
         middleware: Iterable[Middleware] = (),
         *,
         settings: Settings | None = None,
+        service: str | None = None,
     ) -> None:
         self.registries = list(registries) if registries is not None else [handlers]
         self.middleware = list(middleware)
+        #: The health check key this dispatcher answers, or None.
+        self.health_key = health_key(service) if service else None
         settings = settings if settings is not None else global_settings()
         #: Error responses carry the traceback (``ZC_EVENTS_SEND_TRACEBACKS``).
         self.send_tracebacks = settings.send_tracebacks
@@ -180,15 +206,32 @@ class Dispatcher:
         return None
 
     def handles(self, key: str) -> bool:
-        """True if some handler serves ``key``."""
-        for registry in self.registries:  # noqa: SIM110 - a loop is 5x faster than any() here
+        """True if some handler serves ``key`` (or it is this dispatcher's health check key)."""
+        for registry in self.registries:  # a loop: 5x faster than any() here
             if key in registry:
                 return True
-        return False
+        return key == self.health_key
 
     def keys(self) -> list[str]:
-        """Every key served, sorted."""
+        """Every key served (the health check key included), sorted."""
+        keys = {k for registry in self.registries for k in registry}
+        if self.health_key is not None:
+            keys.add(self.health_key)
+        return sorted(keys)
+
+    def handler_keys(self) -> list[str]:
+        """The keys served by handlers (:meth:`keys` without the health check key), sorted."""
         return sorted({k for registry in self.registries for k in registry})
+
+    def health(self) -> dict[str, Any]:
+        """The health check's answer: this worker's service, host, pid and handler count."""
+        return {
+            "status": "ok",
+            "service": (self.health_key or "")[len(HEALTH_PREFIX) :],
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "handlers": len(self.handler_keys()),
+        }
 
     def is_async(self, key: str) -> bool:
         """True when the handler of ``key`` is an ``async def`` (or an object whose ``__call__``
@@ -200,7 +243,9 @@ class Dispatcher:
         """Call the handler for ``envelope`` and return its outcome as a Response.
 
         An ``async def`` handler runs on zc-events' background event loop (one per process);
-        this call blocks until it finishes.
+        this call blocks until it finishes. While the handler runs,
+        :func:`zc_events.current_request` returns its request, and calls it makes inherit its
+        deadline.
         """
         return drive(self._dispatch(envelope, _SYNC_STEPS))
 
@@ -212,6 +257,8 @@ class Dispatcher:
     async def _dispatch(self, envelope: Envelope, steps: _Steps) -> Response:
         # The one implementation of dispatch. The sync face drives it without a loop: its
         # steps never suspend. The async face awaits it.
+        if envelope.key == self.health_key:
+            return Response(self.health())
         timed = self.log_messages and log.isEnabledFor(logging.INFO)
         started = time.perf_counter() if timed else 0.0
         try:
@@ -225,16 +272,21 @@ class Dispatcher:
                     "NoRouteError", f"no handler for key {envelope.key!r} in this service", 404
                 )
             else:
-                result = await steps.call(func, Request(envelope))
+                token = serving.set(envelope)
+                try:
+                    result = await steps.call(func, Request(envelope))
+                finally:
+                    serving.reset(token)
                 response = result if isinstance(result, Response) else Response(result)
         except SignatureError as exc:  # refused before the handler; logged by the middleware
             response = Response.from_exception(exc)
         except Exception as exc:
             log.error(
-                "%s %r (id %s) failed: %s: %s",
+                "%s %r (id %s%s) failed: %s: %s",
                 envelope.method,
                 envelope.key,
                 envelope.id,
+                caused_by(envelope),
                 type(exc).__name__,
                 exc,
                 exc_info=exc,
@@ -248,10 +300,11 @@ class Dispatcher:
                 response = Response.from_exception(exc, trace=self.send_tracebacks)
         if timed:
             log.info(
-                "%s %r id %s %.1f ms %s",
+                "%s %r id %s%s %.1f ms %s",
                 envelope.method,
                 envelope.key,
                 envelope.id,
+                caused_by(envelope),
                 (time.perf_counter() - started) * 1000,
                 response.errors[0].get("type", "error") if response.has_errors else "ok",
             )
@@ -312,10 +365,11 @@ class Dispatcher:
         if not envelope.expired():
             return False
         log.warning(
-            "skipping %s %r (id %s): its deadline passed %.3f s ago",
+            "skipping %s %r (id %s%s): its deadline passed %.3f s ago",
             envelope.method,
             envelope.key,
             envelope.id,
+            caused_by(envelope),
             -(envelope.time_left() or 0.0),
         )
         return True
@@ -335,10 +389,11 @@ class Dispatcher:
             return response
         if response.has_errors:
             log.error(
-                "no-wait %s %r (id %s) failed: %s",
+                "no-wait %s %r (id %s%s) failed: %s",
                 envelope.method,
                 envelope.key,
                 envelope.id,
+                caused_by(envelope),
                 response.errors[0].get("trace") or response.errors,
             )
         return None

@@ -25,6 +25,7 @@ __all__ = [
     "build_middleware",
     "call_hook",
     "call_hook_async",
+    "finish_request",
 ]
 
 log = logging.getLogger("zc_events.signing")
@@ -42,7 +43,13 @@ class Middleware:
     :class:`~zc_events.AsyncEventClient` and async workers await them; the sync client and sync
     workers call the sync hook when the class defines one, else run the async one on zc-events'
     background event loop. Sync hooks keep working everywhere.
+
+    Two more hooks, sync only: :meth:`request_finished` (client: once a call has ended, however
+    it ended) and :meth:`bind` (the name of the backend of the client or worker using it).
     """
+
+    def bind(self, backend: str) -> None:
+        """Called by each client and worker that uses this instance with its backend's name."""
 
     def outgoing_request(self, envelope: Envelope) -> Envelope:
         """Client: change the envelope before it is published."""
@@ -51,6 +58,15 @@ class Middleware:
     def incoming_response(self, envelope: Envelope, response: Response) -> Response:
         """Client: change the response before the caller sees it."""
         return response
+
+    def request_finished(
+        self, envelope: Envelope, response: Response | None, error: BaseException | None
+    ) -> None:
+        """Client: the call has ended. ``response`` is the reply (after every
+        :meth:`incoming_response`), None for a ``*_no_wait`` call the transport took or a call
+        that failed; ``error`` is what the call raised (RequestTimeout, NoRouteError, ...), or
+        None. Called in reverse order, like :meth:`incoming_response`; exceptions are logged and
+        ignored."""
 
     def incoming_request(self, envelope: Envelope) -> Envelope:
         """Server: change the envelope before the handler sees it."""
@@ -111,6 +127,22 @@ async def call_hook_async(mw: Middleware, name: str, *args: Any) -> Any:
     if is_async:
         result = await result
     return result
+
+
+def finish_request(
+    middleware: list[Middleware],
+    envelope: Envelope,
+    response: Response | None,
+    error: BaseException | None,
+) -> None:
+    """Call every :meth:`Middleware.request_finished` hook, in reverse order, never raising."""
+    for mw in reversed(middleware):
+        try:
+            mw.request_finished(envelope, response, error)
+        except Exception:
+            logging.getLogger("zc_events").exception(
+                "middleware %r failed in request_finished for %r", mw, envelope.key
+            )
 
 
 def build_middleware(settings: Settings, specs: Iterable[Any] | None = None) -> list[Middleware]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._context import CAUSED_BY_HEADER
 from ._envelope import Envelope
 
 __all__ = ["Request"]
@@ -41,6 +42,22 @@ class Request:
     def id(self) -> str:
         """The message id (also the correlation id)."""
         return self.envelope.id
+
+    @property
+    def deadline(self) -> float | None:
+        """When the caller stops waiting (Unix time in seconds), or None for ``*_no_wait``
+        calls. Calls the handler makes inherit it."""
+        return self.envelope.deadline
+
+    def time_left(self) -> float | None:
+        """Seconds until :attr:`deadline` (negative once passed), or None without one."""
+        return self.envelope.time_left()
+
+    @property
+    def caused_by(self) -> str | None:
+        """The id of the request whose handler made this call, or None."""
+        value = self.envelope.headers.get(CAUSED_BY_HEADER)
+        return value if isinstance(value, str) else None
 
     @property
     def wants_reply(self) -> bool:

@@ -1,4 +1,4 @@
-"""The ``zc-events`` command line: call, worker, backends, demo."""
+"""The ``zc-events`` command line: call, worker, health, dead, backends, demo."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from . import _json
+from . import _admin, _json
 from ._client import EventClient
 from ._exceptions import ConfigurationError, ZcEventsError
 from ._registry import BACKENDS, installed
@@ -187,9 +187,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="address to serve on, for the http backend (default: ZC_EVENTS_HTTP_BIND, "
         "else 127.0.0.1:8000)",
     )
+    worker.add_argument(
+        "--health-file",
+        metavar="PATH",
+        default=None,
+        help="touch PATH while consuming, remove it on stop (a liveness probe)",
+    )
+    worker.add_argument(
+        "--health-interval",
+        metavar="SECONDS",
+        type=_positive,
+        default=5.0,
+        help="seconds between touches of --health-file (default 5)",
+    )
 
     sub.add_parser("backends", help="list installed backends and their packages")
     sub.add_parser("demo", help="run the quickstart on the in-memory backend")
+    _admin.add_parsers(sub, _positive)
     return parser
 
 
@@ -273,7 +287,13 @@ def _worker(args: argparse.Namespace) -> int:
                 "--url and --queue; http takes --bind and --concurrency)"
             ) from exc
         raise
-    serve(backend, args.modules, settings=settings)
+    serve(
+        backend,
+        args.modules,
+        settings=settings,
+        health_file=args.health_file,
+        health_interval=args.health_interval,
+    )
     return 0
 
 
@@ -291,6 +311,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _call(args)
         if args.command == "worker":
             return _worker(args)
+        if args.command in _admin.COMMANDS:
+            return _admin.run(args)
         if args.command == "backends":
             for name, dist in installed(BACKENDS).items():
                 print(f"{name}\t{dist}")
