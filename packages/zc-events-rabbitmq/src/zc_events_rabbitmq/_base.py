@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pika
@@ -14,6 +14,7 @@ import pika.exceptions
 from zc_events import (
     Backend,
     ConfigurationError,
+    DeadLetter,
     Envelope,
     NoRouteError,
     PublishError,
@@ -100,6 +101,8 @@ class RabbitMQBase(Backend):
         self._idle: list[Link] = []
         self._pid = os.getpid()
         self._closed = False
+        #: The running worker (set by :meth:`serve`), for :meth:`is_consuming`.
+        self.worker: Any = None
 
     # -- settings ---------------------------------------------------------------------------
     @property
@@ -111,6 +114,27 @@ class RabbitMQBase(Backend):
     def confirm_timeout(self) -> float:
         """Seconds to wait for publisher confirms (default: ``ZC_EVENTS_TIMEOUT``)."""
         return self._confirm_timeout or self.settings.timeout
+
+    # -- operations -----------------------------------------------------------------------
+    def is_consuming(self) -> bool:
+        """True while some consumer thread of the running worker is connected and consuming."""
+        worker = self.worker
+        return worker is not None and not self.stopping.is_set() and worker.is_consuming()
+
+    def dead_letters(self, service: str | None = None) -> list[DeadLetter]:
+        """The messages in ``<service>.dead`` (default ``SERVICE_NAME``), oldest first."""
+        from ._dead import list_dead_letters
+
+        return list_dead_letters(self, service)
+
+    def replay_dead_letters(
+        self, service: str | None = None, ids: Iterable[str] | None = None
+    ) -> list[str]:
+        """Publish dead letters of ``service`` again (native: to their key on the exchange;
+        legacy: to the queue they came from), each removed once the broker confirmed it."""
+        from ._dead import replay_dead_letters
+
+        return replay_dead_letters(self, service, ids)
 
     # -- the pool -----------------------------------------------------------------------------
     def setup_channel(self, channel: Any) -> None:

@@ -171,6 +171,12 @@ class Worker:
         self._lost = False
         self._started: set[int] = set()
         self._ready = threading.Event()
+        self._consuming: set[int] = set()  # the threads connected and consuming now
+        backend.worker = self
+
+    def is_consuming(self) -> bool:
+        """True while some consumer thread is connected and consuming."""
+        return bool(self._consuming)
 
     def run(self, stopping: threading.Event) -> None:
         """Consume until ``stopping`` is set, then finish in-flight messages and return.
@@ -304,6 +310,7 @@ class Worker:
                     log.exception("thread %d: unexpected error; reconnecting in 1 s", n)
                     self._stopping.wait(1.0)
             finally:
+                self._consuming.discard(n)
                 if connection.is_open:
                     try:
                         connection.close()
@@ -347,6 +354,7 @@ class Worker:
         setup.close()
         with self._state_lock:
             self._started.add(n)
+            self._consuming.add(n)
             if len(self._started) == self.backend.concurrency:
                 self._ready.set()
         while not stopping.is_set():
