@@ -163,7 +163,7 @@ def main() -> None:
                 stack.callback(client.close)
                 clients[name] = client
             samples: dict[str, list[float]] = {name: [] for name in clients}
-            for name, client in clients.items():  # warm up: connections, the bindings in place
+            for client in clients.values():  # warm up: connections, the bindings in place
                 deadline = time.monotonic() + 30
                 while True:
                     try:

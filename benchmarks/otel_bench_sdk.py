@@ -4,7 +4,6 @@ sampled and dropped by a no-op exporter, and a meter provider with a reader."""
 from __future__ import annotations
 
 from opentelemetry import metrics, trace
-
 from otel import sdk_providers
 
 tracer_provider, meter_provider = sdk_providers()
