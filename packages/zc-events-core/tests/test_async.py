@@ -338,3 +338,10 @@ async def test_batch_runs_async_hooks_at_flush() -> None:
             batch.post_no_wait("keep")
         await backend.join(5)
     assert seen == [{"async": "yes"}, {"async": "yes"}]
+
+
+async def test_async_client_on_the_events_mock(zc_events_mock: Any) -> None:
+    zc_events_mock.add("GET", "add", data={"answer": 2})
+    async with AsyncEventClient(zc_events_mock) as client:
+        assert (await client.get("add", data={"x": 1, "y": 1})).data == {"answer": 2}
+    assert zc_events_mock.calls[0].data == {"x": 1, "y": 1}
