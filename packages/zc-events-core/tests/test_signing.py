@@ -278,3 +278,22 @@ def test_options_are_checked_and_secrets_never_printed() -> None:
         )
     assert "secrte" in str(info.value) and "hunter2-value" not in str(info.value)
     assert "hunter2" not in repr(HmacSigning("hunter2"))
+
+
+async def test_async_client_signs_and_verifies() -> None:
+    from zc_events import AsyncEventClient
+    from zc_events.backends.memory import AsyncMemoryBackend
+
+    def signed_server() -> AsyncMemoryBackend:
+        return AsyncMemoryBackend(dispatcher=server(HmacSigning("s3cret")))
+
+    async with AsyncEventClient(signed_server(), middleware=[HmacSigning("s3cret")]) as client:
+        response = await client.get("echo", data={"f": 1e-7})
+        assert response.ok and response.signature is not None
+    async with AsyncEventClient(signed_server(), middleware=[]) as unsigned:
+        refused = await unsigned.get("echo", data=1)
+        assert refused.errors[0]["type"] == "SignatureError"
+    plain_server = AsyncMemoryBackend(dispatcher=server(None))
+    async with AsyncEventClient(plain_server, middleware=[HmacSigning("s3cret")]) as client:
+        with pytest.raises(SignatureError, match="is not signed"):
+            await client.get("echo", data=1)
