@@ -297,3 +297,23 @@ async def test_async_client_signs_and_verifies() -> None:
     async with AsyncEventClient(plain_server, middleware=[HmacSigning("s3cret")]) as client:
         with pytest.raises(SignatureError, match="is not signed"):
             await client.get("echo", data=1)
+
+
+class Tracing(zc_events.Middleware):
+    """Adds a header, as the opentelemetry middleware does."""
+
+    def outgoing_request(self, envelope: Envelope) -> Envelope:
+        envelope.headers = {**envelope.headers, "traceparent": "00-abc-def-01"}
+        return envelope
+
+
+def test_header_adding_middleware_goes_before_signing() -> None:
+    before = [Tracing(), HmacSigning("s3cret")]
+    backend = MemoryBackend(dispatcher=Dispatcher([HandlerRegistry({"echo": echo})], before))
+    with EventClient(backend, middleware=before) as client:
+        assert client.get("echo").data["headers"] == {"traceparent": "00-abc-def-01"}
+    after = [HmacSigning("s3cret"), Tracing()]
+    backend = MemoryBackend(dispatcher=Dispatcher([HandlerRegistry({"echo": echo})], after))
+    with EventClient(backend, middleware=after) as client:
+        refused = client.get("echo")
+    assert "bad signature" in refused.errors[0]["message"]
