@@ -270,3 +270,39 @@ def test_dead_commands_need_a_choice_and_name_the_backend(
     assert "--id ID (repeatable) or --all" in capsys.readouterr().err
     assert main(["dead", "list", "svc", "--backend", "memory"]) == 2
     assert "'memory' backend keeps no dead letters" in capsys.readouterr().err
+
+
+async def test_async_handler_nested_call_inherits_the_deadline() -> None:
+    from zc_events import AsyncEventClient
+    from zc_events.backends.memory import AsyncMemoryBackend
+
+    registry = HandlerRegistry()
+    box: list[AsyncEventClient] = []
+
+    async def inner(request: Request) -> dict[str, Any]:
+        return {"deadline": request.deadline, "caused_by": request.caused_by}
+
+    async def outer(request: Request) -> dict[str, Any]:
+        nested = (await box[0].get("obs.ainner", timeout=60)).data
+        return {"id": request.id, "deadline": request.deadline, "inner": nested}
+
+    registry.register("obs.ainner", inner)
+    registry.register("obs.aouter", outer)
+    backend = AsyncMemoryBackend(dispatcher=Dispatcher([registry]))
+    async with AsyncEventClient(backend, timeout=30) as client:
+        box.append(client)
+        data = (await client.get("obs.aouter", timeout=3)).data
+    assert data["inner"]["deadline"] <= data["deadline"]
+    assert data["inner"]["caused_by"] == data["id"]
+
+
+def test_sync_dispatch_of_an_async_handler_sets_the_served_request(
+    registry: HandlerRegistry,
+) -> None:
+    async def current(request: Request) -> str | None:
+        found = zc_events.current_request()
+        return None if found is None else found.id
+
+    registry.register("obs.acurrent", current)
+    envelope = Envelope.create("obs.acurrent", reply_to="x")
+    assert Dispatcher([registry]).dispatch(envelope).data == envelope.id

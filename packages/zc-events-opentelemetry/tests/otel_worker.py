@@ -44,3 +44,14 @@ def fail(request: Request) -> None:
 @zc_events.handler("otel.nested")
 def nested(request: Request) -> object:
     return zc_events.get("otel.echo", data=request.data).data
+
+
+_async_client: list[zc_events.AsyncEventClient] = []
+
+
+@zc_events.handler("otel.anested")
+async def anested(request: Request) -> object:
+    """An async handler calling another service with the async client."""
+    if not _async_client:
+        _async_client.append(zc_events.AsyncEventClient())
+    return (await _async_client[0].get("otel.echo", data=request.data)).data

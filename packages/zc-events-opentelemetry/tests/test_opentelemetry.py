@@ -277,3 +277,81 @@ def test_one_trace_across_client_and_worker_processes(
     assert [(p.attributes["zc_events.outcome"], p.value) for p in errors] == [("ValueError", 1)]
     assert errors[0].attributes["messaging.system"] == backend
     assert errors[0].attributes["zc_events.method"] == "POST"
+
+
+# -- asyncio -------------------------------------------------------------------------------------
+async def test_async_client_and_async_handlers_share_one_trace(telemetry: Telemetry) -> None:
+    from zc_events import AsyncEventClient
+    from zc_events.backends.memory import AsyncMemoryBackend
+
+    registry = HandlerRegistry()
+    client_box: list[AsyncEventClient] = []
+
+    async def inner(request: Any) -> Any:
+        return request.data
+
+    async def outer(request: Any) -> Any:
+        return (await client_box[0].get("otel.ainner", data=request.data)).data
+
+    registry.register("otel.ainner", inner)
+    registry.register("otel.aouter", outer)
+    backend = AsyncMemoryBackend(dispatcher=Dispatcher([registry], [telemetry.middleware()]))
+    async with AsyncEventClient(backend, middleware=[telemetry.middleware()]) as client:
+        client_box.append(client)
+        assert (await client.get("otel.aouter", data=5)).data == 5
+        with pytest.raises(NoRouteError):
+            await client.get("otel.anobody")
+        await client.post_no_wait("otel.ainner", data=1)
+        await backend.join(10)
+    spans = {(s.name, s.kind): s for s in telemetry.spans()}
+    send = spans["send otel.aouter", SpanKind.CLIENT]
+    outer_span = spans["process otel.aouter", SpanKind.SERVER]
+    nested = spans["send otel.ainner", SpanKind.CLIENT]
+    inner_span = spans["process otel.ainner", SpanKind.SERVER]
+    assert {s.context.trace_id for s in (send, outer_span, nested, inner_span)} == {
+        send.context.trace_id
+    }
+    assert outer_span.parent.span_id == send.context.span_id  # type: ignore[union-attr]
+    assert nested.parent.span_id == outer_span.context.span_id  # type: ignore[union-attr]
+    assert inner_span.parent.span_id == nested.context.span_id  # type: ignore[union-attr]
+    assert nested.attributes["zc_events.caused_by"] == outer_span.attributes["messaging.message.id"]
+    assert spans["send otel.anobody", SpanKind.CLIENT].attributes["error.type"] == "NoRouteError"
+    assert spans["send otel.ainner", SpanKind.PRODUCER]
+    assert spans["process otel.ainner", SpanKind.CONSUMER]
+
+
+@pytest.mark.rabbitmq
+async def test_async_client_and_an_async_handler_in_a_worker_process(
+    names: dict[str, str], telemetry: Telemetry, tmp_path: Path
+) -> None:
+    from zc_events import AsyncEventClient
+
+    options: dict[str, Any] = {"exchange": names["exchange"], "url": AMQP_URL}
+    spans_file = tmp_path / "worker-spans.jsonl"
+    env = {
+        "SERVICE_NAME": names["service"],
+        "ZC_EVENTS_BACKEND": "rabbitmq",
+        "ZC_EVENTS_BACKEND_OPTIONS": json.dumps(options),
+        "ZC_EVENTS_MIDDLEWARE": '["opentelemetry"]',
+        "OTEL_TEST_SPANS": str(spans_file),
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+    settings = Settings({"SERVICE_NAME": f"{names['service']}-client"})
+    with run_worker(["otel_worker"], env=env):
+        async with AsyncEventClient(
+            "rabbitmq", settings=settings, middleware=[telemetry.middleware()], **options
+        ) as client:
+            assert (await client.get("otel.anested", data=7, timeout=30)).data == 7
+    (send,) = telemetry.spans()
+    assert send.kind is SpanKind.CLIENT
+    assert send.attributes["messaging.system"] == "rabbitmq"
+    worker_spans = {s["name"]: s for s in read_spans(spans_file, 3)}
+    outer = worker_spans["process otel.anested"]
+    nested = worker_spans["send otel.echo"]
+    inner = worker_spans["process otel.echo"]
+    assert {s["context"]["trace_id"] for s in worker_spans.values()} == {
+        hexid(send.context.trace_id)
+    }
+    assert outer["parent_id"] == hexid(send.context.span_id)
+    assert nested["parent_id"] == outer["context"]["span_id"]
+    assert inner["parent_id"] == nested["context"]["span_id"]
