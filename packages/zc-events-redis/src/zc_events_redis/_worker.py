@@ -62,6 +62,8 @@ class Worker:
         self.fatal: BaseException | None = None
         self._stopping = threading.Event()
         self._consumer_base = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+        #: consumer name -> (stream, entry id) of the entry its thread is handling
+        self._in_flight: dict[str, tuple[str, bytes]] = {}
 
     def run(self, stopping: threading.Event) -> None:
         """Consume until ``stopping`` is set, then finish the entries in hand and return."""
@@ -80,8 +82,13 @@ class Worker:
             threading.Thread(target=self._thread, args=(n,), name=f"zc-events-redis-{n}")
             for n in range(self.options.concurrency)
         ]
+        done = threading.Event()
+        heartbeat = threading.Thread(
+            target=self._heartbeat, args=(done,), name="zc-events-redis-heartbeat", daemon=True
+        )
         for t in threads:
             t.start()
+        heartbeat.start()
         try:
             while not stopping.is_set() and any(t.is_alive() for t in threads):
                 stopping.wait(0.5)
@@ -89,6 +96,8 @@ class Worker:
             stopping.set()
             for t in threads:
                 t.join()
+            done.set()
+            heartbeat.join()
         if self.fatal is not None:
             raise self.fatal
         log.info("stopped consuming group %r", self.group)
@@ -214,7 +223,26 @@ class Worker:
                 self._hand_back(conn, consumer, stream, [e for e, _ in entries[i:]])
                 return
             count = 1 if deliveries is None else deliveries.get(entry_id, 1)
-            self._handle(conn, stream, entry_id, fields, count)
+            self._in_flight[consumer] = (stream, entry_id)
+            try:
+                self._handle(conn, stream, entry_id, fields, count)
+            finally:
+                self._in_flight.pop(consumer, None)
+
+    def _heartbeat(self, done: threading.Event) -> None:
+        """Every ``claim_idle / 3`` seconds reset the idle time of the entries being handled
+        (``XCLAIM`` to the same consumer, ``JUSTID``: not a delivery), so that a handler slower
+        than ``claim_idle`` is not taken for dead and run a second time elsewhere."""
+        conn = connect(self.options, "heartbeat", retries=1)
+        try:
+            while not done.wait(self.options.claim_idle / 3):
+                for consumer, (stream, entry_id) in list(self._in_flight.items()):
+                    try:
+                        conn.xclaim(stream, self.group, consumer, 0, [entry_id], justid=True)
+                    except CONNECTION_ERRORS as exc:
+                        log.debug("heartbeat of %s failed: %s", entry_id.decode(), exc)
+        finally:
+            conn.close()
 
     def _hand_back(self, conn: redis.Redis, consumer: str, stream: str, ids: list[Any]) -> None:
         """Leave ``ids`` pending, idle for long, so live consumers claim them at their next pass
