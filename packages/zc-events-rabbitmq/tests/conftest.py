@@ -158,14 +158,28 @@ class Service:
     def client(self, backend: str = "rabbitmq", **options: Any) -> Any:
         from zc_events import EventClient, Settings
 
+        return EventClient(
+            backend,
+            settings=Settings({"SERVICE_NAME": self.name}),
+            **self.client_options(backend, **options),
+        )
+
+    def async_client(self, backend: str = "rabbitmq", **options: Any) -> Any:
+        from zc_events import AsyncEventClient, Settings
+
+        return AsyncEventClient(
+            backend,
+            settings=Settings({"SERVICE_NAME": self.name}),
+            **self.client_options(backend, **options),
+        )
+
+    def client_options(self, backend: str, **options: Any) -> dict[str, Any]:
         if backend == "rabbitmq":
             opts = {"exchange": self.exchange}
         else:
             opts = {"events_exchange": self.events_exchange, "redis_url": REDIS_URL}
         opts["connection_name"] = f"{self.connection_name} client"
-        return EventClient(
-            backend, settings=Settings({"SERVICE_NAME": self.name}), **{**opts, **options}
-        )
+        return {**opts, **options}
 
     def wait_ready(
         self,

@@ -402,10 +402,12 @@ class AsyncBackendConformance:
         await asyncio.sleep(0.05)
         cancelled_at = time.monotonic()
         slow.cancel()
-        results = await asyncio.gather(*others)
         with pytest.raises(asyncio.CancelledError):
             await slow
-        assert time.monotonic() - cancelled_at < self.slow_seconds
+        elapsed = time.monotonic() - cancelled_at
+        assert elapsed < self.slow_seconds, f"the cancelled call took {elapsed:.2f} s to end"
+        # The other calls (still in flight, or queued behind busy server threads) all complete.
+        results = await asyncio.gather(*others)
         assert [r.data for r in results] == [{"answer": i + 1} for i in range(10)]
         assert (await async_client.get("conformance.add", data={"x": 5, "y": 5})).data == {
             "answer": 10
