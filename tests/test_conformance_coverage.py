@@ -1,4 +1,5 @@
-"""Every installed backend has a conformance test (docs/writing-a-transport.md)."""
+"""Every installed backend runs both halves of the conformance suite, sync and async
+(docs/writing-a-transport.md)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from zc_events._registry import BACKENDS, installed
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def conformance_classes() -> dict[str, list[str]]:
-    """backend_name → test classes that subclass BackendConformance, found by reading the tests."""
+def conformance_classes(base: str = "BackendConformance") -> dict[str, list[str]]:
+    """backend_name → test classes that subclass ``base``, found by reading the tests."""
     found: dict[str, list[str]] = {}
     files = [*ROOT.glob("packages/*/tests/**/*.py"), *ROOT.glob("tests/**/*.py")]
     for path in files:
@@ -22,7 +23,7 @@ def conformance_classes() -> dict[str, list[str]]:
             bases = {
                 b.id if isinstance(b, ast.Name) else getattr(b, "attr", "") for b in node.bases
             }
-            if "BackendConformance" not in bases:
+            if base not in bases:
                 continue
             for stmt in node.body:
                 targets = (
@@ -45,3 +46,13 @@ def test_every_installed_backend_runs_the_conformance_suite() -> None:
     missing = [name for name in installed(BACKENDS) if name not in covered]
     assert not missing, f"installed backends without a BackendConformance test: {missing}"
     assert "memory" in covered
+
+
+def test_every_installed_backend_runs_the_async_conformance_suite() -> None:
+    # Natively or through the thread adapter: AsyncEventClient works with every backend.
+    covered = conformance_classes("AsyncBackendConformance")
+    missing = [name for name in installed(BACKENDS) if name not in covered]
+    assert not missing, f"installed backends without an AsyncBackendConformance test: {missing}"
+    assert "memory" in covered
+    # A sync BackendConformance class does not count for the async half, nor the reverse.
+    assert set(covered["memory"]).isdisjoint(conformance_classes()["memory"])
