@@ -345,3 +345,20 @@ async def test_async_client_on_the_events_mock(zc_events_mock: Any) -> None:
     async with AsyncEventClient(zc_events_mock) as client:
         assert (await client.get("add", data={"x": 1, "y": 1})).data == {"answer": 2}
     assert zc_events_mock.calls[0].data == {"x": 1, "y": 1}
+
+
+async def current_id(request: Request) -> Any:
+    current = zc_events.current_request()
+    return None if current is None else current.id
+
+
+def test_an_async_handler_on_a_sync_worker_sees_its_current_request() -> None:
+    registry = HandlerRegistry({"current_id": current_id})
+    env = envelope("current_id")
+    assert Dispatcher([registry]).dispatch(env).data == env.id
+
+
+async def test_an_async_handler_on_an_async_worker_sees_its_current_request() -> None:
+    registry = HandlerRegistry({"current_id": current_id, "where": where})
+    env = envelope("current_id")
+    assert (await Dispatcher([registry]).adispatch(env)).data == env.id

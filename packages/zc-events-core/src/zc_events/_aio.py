@@ -63,7 +63,9 @@ def background_loop() -> asyncio.AbstractEventLoop:
 def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on the background loop and block until it finishes; return its result.
 
-    Raises RuntimeError when called on the background loop's own thread (it would wait for
+    The coroutine runs in a copy of the caller's context (``call_soon_threadsafe`` captures
+    it), so context variables set around the call (:func:`zc_events.current_request`, tracing
+    spans) are seen inside it. Raises RuntimeError when called on the background loop's own thread (it would wait for
     itself): code running there must ``await`` instead.
     """
     loop = background_loop()

@@ -167,6 +167,11 @@ class Dispatcher:
     Looks keys up in ``registries`` in order (by default the process-wide registry, then the
     handlers named in settings), runs server-side middleware, and never raises for handler failures.
 
+    Handlers may be ``async def``: sync workers call :meth:`handle`/:meth:`dispatch`, which run
+    them on zc-events' background event loop (one per process); asyncio workers await
+    :meth:`ahandle`/:meth:`adispatch`, which await them on the running loop and run sync handlers
+    on an executor. Both faces share one implementation.
+
     Logging (logger ``zc_events``): a handler's exception at ERROR with method, key, id and the
     traceback; one INFO line per handled message (method, key, id, duration, ``ok`` or the error
     type) unless ``ZC_EVENTS_LOG_MESSAGES`` is off. ``settings`` (default: the global settings)
