@@ -65,8 +65,8 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
 
     The coroutine runs in a copy of the caller's context (``call_soon_threadsafe`` captures
     it), so context variables set around the call (:func:`zc_events.current_request`, tracing
-    spans) are seen inside it. Raises RuntimeError when called on the background loop's own thread (it would wait for
-    itself): code running there must ``await`` instead.
+    spans) are seen inside it. Raises RuntimeError when called on the background loop's own
+    thread (it would wait for itself): code running there must ``await`` instead.
     """
     loop = background_loop()
     current = _loop_thread
