@@ -362,3 +362,22 @@ async def test_an_async_handler_on_an_async_worker_sees_its_current_request() ->
     registry = HandlerRegistry({"current_id": current_id, "where": where})
     env = envelope("current_id")
     assert (await Dispatcher([registry]).adispatch(env)).data == env.id
+
+
+async def test_a_nested_async_call_inherits_the_deadline_and_names_its_cause() -> None:
+    registry = HandlerRegistry()
+    client = AsyncEventClient(AsyncMemoryBackend(dispatcher=Dispatcher([registry])))
+
+    async def inner(request: Request) -> dict[str, Any]:
+        cause = request.headers.get(zc_events.CAUSED_BY_HEADER)
+        return {"deadline": request.envelope.deadline, "cause": cause}
+
+    async def outer(request: Request) -> dict[str, Any]:
+        nested = (await client.get("inner", timeout=600)).data
+        return {**nested, "outer_deadline": request.envelope.deadline, "id": request.id}
+
+    registry.update({"inner": inner, "outer": outer})
+    async with client:
+        data = (await client.get("outer", timeout=5)).data
+    assert data["deadline"] <= data["outer_deadline"]
+    assert data["cause"] == data["id"]
