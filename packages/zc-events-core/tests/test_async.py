@@ -381,3 +381,25 @@ async def test_a_nested_async_call_inherits_the_deadline_and_names_its_cause() -
         data = (await client.get("outer", timeout=5)).data
     assert data["deadline"] <= data["outer_deadline"]
     assert data["cause"] == data["id"]
+
+
+async def test_aclose_cancels_handlers_nobody_waits_for() -> None:
+    started = asyncio.Event()
+
+    async def forever(request: Request) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    backend = AsyncMemoryBackend(dispatcher=Dispatcher([HandlerRegistry({"forever": forever})]))
+    client = AsyncEventClient(backend)
+    call = asyncio.create_task(client.get("forever", timeout=3600))
+    await started.wait()
+    call.cancel()  # the caller gives up; the handler task runs on, as on a real server
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    (orphan,) = backend._tasks
+    assert not orphan.done()
+    await asyncio.wait_for(client.aclose(), 10)
+    assert orphan.cancelled()
+    with pytest.raises(zc_events.PublishError, match="closed"):
+        await client.get("forever")

@@ -306,7 +306,9 @@ class AsyncMemoryBackend(_Memory, AsyncBackend):
         self._closed = True
         while self._no_wait:
             await asyncio.wait(set(self._no_wait))
-        for task in list(self._tasks):
+        orphans = list(self._tasks)
+        for task in orphans:
             task.cancel()
+        await asyncio.gather(*orphans, return_exceptions=True)
         if self._executor is not None:
             self._executor.shutdown(wait=False)
