@@ -23,7 +23,6 @@ SCHEMA_URL = "https://opentelemetry.io/schemas/1.27.0"
 # Attribute names (OpenTelemetry messaging semantic conventions, plus zc_events.*).
 SYSTEM = "messaging.system"
 OPERATION_TYPE = "messaging.operation.type"
-OPERATION_NAME = "messaging.operation.name"
 DESTINATION = "messaging.destination.name"
 MESSAGE_ID = "messaging.message.id"
 CONVERSATION_ID = "messaging.message.conversation_id"
@@ -127,6 +126,8 @@ class OpenTelemetryMiddleware(Middleware):
         self.system = backend if isinstance(backend, str) and backend else "zc_events"
         #: Client spans of calls in flight: message id -> (span, start).
         self._calls: dict[str, tuple[Span, float]] = {}
+        #: The propagator last used to extract, and the header names it reads.
+        self._fields: tuple[object, frozenset[str]] = (None, frozenset())
 
     def bind(self, backend: str) -> None:
         """Name the backend in ``messaging.system``."""
@@ -140,16 +141,18 @@ class OpenTelemetryMiddleware(Middleware):
         else:
             self.propagator.inject(carrier, ctx)
 
-    def _extract(self, headers: Mapping[str, Any]) -> context.Context:
-        if self.propagator is None:
-            return propagate.extract(headers, getter=_getter)
-        return self.propagator.extract(headers, getter=_getter)
+    def _extract(self, headers: Mapping[str, Any]) -> context.Context | None:
+        propagator = self.propagator or propagate.get_global_textmap()
+        if self._fields[0] is not propagator:
+            self._fields = (propagator, frozenset(propagator.fields))
+        if self._fields[1].isdisjoint(headers):  # no trace context: the current one is parent
+            return None
+        return propagator.extract(headers, getter=_getter)
 
     def _attributes(self, envelope: Envelope, operation: str) -> dict[str, Any]:
         attributes: dict[str, Any] = {
             SYSTEM: self.system,
             OPERATION_TYPE: operation,
-            OPERATION_NAME: operation,
             DESTINATION: envelope.key,
             MESSAGE_ID: envelope.id,
             METHOD: envelope.method,
@@ -173,14 +176,15 @@ class OpenTelemetryMiddleware(Middleware):
         """Start the client span; put its trace context in the envelope headers."""
         waits = envelope.reply_to is not None or envelope.deadline is not None
         span = self.tracer.start_span(
-            f"send {envelope.key}",
-            kind=SpanKind.CLIENT if waits else SpanKind.PRODUCER,
-            attributes=self._attributes(envelope, "send"),
+            f"send {envelope.key}", kind=SpanKind.CLIENT if waits else SpanKind.PRODUCER
         )
-        carrier: dict[str, str] = {}
-        self._inject(carrier, trace.set_span_in_context(span))
-        if carrier:
-            envelope.headers = {**envelope.headers, **carrier}
+        if span.is_recording():  # without an SDK, skip the attributes
+            span.set_attributes(self._attributes(envelope, "send"))
+        if span.get_span_context().is_valid:  # a trace to continue (without an SDK: none)
+            carrier: dict[str, str] = {}
+            self._inject(carrier, trace.set_span_in_context(span))
+            if carrier:
+                envelope.headers = {**envelope.headers, **carrier}
         calls = self._calls
         if len(calls) >= MAX_CALLS_IN_FLIGHT:  # a client that never reports calls' ends
             stale, _ = calls.pop(next(iter(calls)))
@@ -227,8 +231,9 @@ class OpenTelemetryMiddleware(Middleware):
             f"process {envelope.key}",
             context=parent,
             kind=SpanKind.SERVER if envelope.reply_to is not None else SpanKind.CONSUMER,
-            attributes=self._attributes(envelope, "process"),
         )
+        if span.is_recording():
+            span.set_attributes(self._attributes(envelope, "process"))
         token = context.attach(trace.set_span_in_context(span, parent))
         found = (span, token, time.perf_counter())
         _serving.set(found)

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
@@ -20,6 +20,7 @@ from zc_events import (
     AsyncBackend,
     Backend,
     ConfigurationError,
+    DeadLetter,
     Dispatcher,
     Envelope,
     NoRouteError,
@@ -339,6 +340,22 @@ class RedisBackend(Backend):
                 failed.append((envelope, exc))
         if failed:
             raise batch_error(failed, len(envelopes))
+
+    # -- dead letters -----------------------------------------------------------------------
+    def dead_letters(self, service: str | None = None) -> list[DeadLetter]:
+        """The entries of ``P:dead:<service>`` (default: the worker's group), oldest first."""
+        from ._dead import list_dead_letters
+
+        return list_dead_letters(self, service)
+
+    def replay_dead_letters(
+        self, service: str | None = None, ids: Iterable[str] | None = None
+    ) -> list[str]:
+        """Publish dead letters of ``service`` to their key again (as no-wait calls), each
+        deleted from the dead-letter stream once Redis has its new copy."""
+        from ._dead import replay_dead_letters
+
+        return replay_dead_letters(self, service, ids)
 
     # -- server side ------------------------------------------------------------------------
     def serve(self, dispatcher: Dispatcher | None = None) -> None:
