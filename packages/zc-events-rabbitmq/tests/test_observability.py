@@ -26,9 +26,13 @@ MODULES = ("obs_handlers",)
 
 
 def cli(
-    service: Service, *args: str, backend: str = "rabbitmq", timeout: float = 120
+    service: Service,
+    *args: str,
+    backend: str = "rabbitmq",
+    timeout: float = 120,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **service.env(backend)}
+    env = {**os.environ, **service.env(backend), **(extra_env or {})}
     return subprocess.run(
         [sys.executable, "-m", "zc_events", *args],
         capture_output=True,
@@ -255,3 +259,34 @@ def test_dead_replay_of_a_legacy_message_goes_back_to_its_queue(
     assert replayed == body
     assert not any(k.startswith("x-zc-events-") for k in properties.headers)
     assert properties.headers["task"] == "microservice.event"
+
+
+def test_dead_replay_signs_the_copy_afresh(
+    service: Service, broker: Broker, tmp_path: Path, wait_for: Callable[..., Any]
+) -> None:
+    from zc_events import HmacSigning
+
+    signing = {
+        "ZC_EVENTS_MIDDLEWARE": '["hmac_signing"]',
+        "ZC_EVENTS_MIDDLEWARE_OPTIONS": '{"hmac_signing": {"secret": "replay-secret"}}',
+    }
+    service.start(MODULES, extra_env=signing)
+    with service.client(middleware=[HmacSigning(secret="replay-secret")]) as client:
+        service.wait_ready(client, "obs.inner")
+    # A signed request whose caller gave up: a worker dead-lettered it.
+    out = tmp_path / "signed.json"
+    envelope = Envelope.create(
+        "obs.record", "POST", {"path": str(out)}, timeout=0.001, reply_to="gone"
+    )
+    envelope = HmacSigning(secret="replay-secret").outgoing_request(envelope)
+    broker.publish(
+        "",
+        f"{service.name}.dead",
+        envelope.encode(),
+        message_id=envelope.id,
+        headers={**dead_letter_headers("the handler failed"), "x-zc-events-queue": service.name},
+    )
+    replayed = cli(service, "dead", "replay", service.name, "--id", envelope.id, extra_env=signing)
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    wait_for(out.exists, what="the re-signed copy to be handled")
+    assert json.loads(out.read_text())["id"] == envelope.id

@@ -122,8 +122,11 @@ def _dead_replay(service: str, ids: list[str], everything: bool, backend: str | 
         raise ZcEventsError("say which dead letters to replay: --id ID (repeatable) or --all")
     if ids and everything:
         raise ZcEventsError("give either --id or --all, not both")
-    with create_backend(backend) as instance:
-        replayed = instance.replay_dead_letters(service, None if everything else ids)
+    # The client's middleware re-signs (hmac_signing) and traces (opentelemetry) the copies.
+    with EventClient(backend) as client:
+        replayed = client.backend.replay_dead_letters(
+            service, None if everything else ids, prepare=client.outgoing
+        )
     for message_id in replayed:
         print(f"replayed {message_id}")
     missing = [i for i in ids if i not in replayed]

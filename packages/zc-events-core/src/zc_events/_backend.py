@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -155,17 +155,25 @@ class Backend(BaseBackend, ABC):
         raise ConfigurationError(self._no_dead_letters())
 
     def replay_dead_letters(
-        self, service: str | None = None, ids: Iterable[str] | None = None
+        self,
+        service: str | None = None,
+        ids: Iterable[str] | None = None,
+        *,
+        prepare: Callable[[Envelope], Envelope] | None = None,
     ) -> list[str]:
         """Publish the dead letters ``ids`` (all with None) of ``service`` to their key again,
         removing each only once the transport confirmed its republish; return the ids replayed.
-        Transports without dead-letter tools raise ConfigurationError."""
+
+        A replayed envelope is a ``*_no_wait`` call (no ``reply_to``, no deadline) passed
+        through ``prepare`` first (``zc-events dead replay`` passes the client middleware's
+        ``outgoing_request`` hooks, so a signature is made afresh). Transports without
+        dead-letter tools raise ConfigurationError."""
         raise ConfigurationError(self._no_dead_letters())
 
     def _no_dead_letters(self) -> str:
         return (
             f"the {self.name or type(self).__name__!r} backend keeps no dead letters it can list "
-            "or replay (the rabbitmq and rabbitmq_legacy backends do)"
+            "or replay (the rabbitmq, rabbitmq_legacy and redis backends do)"
         )
 
     def stop(self) -> None:

@@ -234,7 +234,9 @@ class OpenTelemetryMiddleware(Middleware):
         )
         if span.is_recording():
             span.set_attributes(self._attributes(envelope, "process"))
-        token = context.attach(trace.set_span_in_context(span, parent))
+        token = None
+        if parent is not None or span.get_span_context().is_valid:  # else nothing to pass on
+            token = context.attach(trace.set_span_in_context(span, parent))
         found = (span, token, time.perf_counter())
         _serving.set(found)
         return found
@@ -248,7 +250,8 @@ class OpenTelemetryMiddleware(Middleware):
             found = self._start_server_span(envelope)
         _serving.set(None)
         span, token, start = found
-        context.detach(token)  # type: ignore[arg-type]
+        if token is not None:
+            context.detach(token)  # type: ignore[arg-type]
         if response.has_errors:
             outcome = _error_type(response)
             if span.is_recording():

@@ -128,13 +128,17 @@ class RabbitMQBase(Backend):
         return list_dead_letters(self, service)
 
     def replay_dead_letters(
-        self, service: str | None = None, ids: Iterable[str] | None = None
+        self,
+        service: str | None = None,
+        ids: Iterable[str] | None = None,
+        *,
+        prepare: Callable[[Envelope], Envelope] | None = None,
     ) -> list[str]:
         """Publish dead letters of ``service`` again (native: to their key on the exchange;
         legacy: to the queue they came from), each removed once the broker confirmed it."""
         from ._dead import replay_dead_letters
 
-        return replay_dead_letters(self, service, ids)
+        return replay_dead_letters(self, service, ids, prepare)
 
     # -- the pool -----------------------------------------------------------------------------
     def setup_channel(self, channel: Any) -> None:

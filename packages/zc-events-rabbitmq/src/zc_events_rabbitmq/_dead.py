@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -166,7 +166,9 @@ def list_dead_letters(backend: RabbitMQBase, service: str | None) -> list[DeadLe
         queue.close()
 
 
-def _outgoing(backend: RabbitMQBase, held: _Held) -> Outgoing:
+def _outgoing(
+    backend: RabbitMQBase, held: _Held, prepare: Callable[[Envelope], Envelope] | None
+) -> Outgoing:
     envelope = held.envelope
     if envelope is None:
         raise PublishError(
@@ -191,6 +193,8 @@ def _outgoing(backend: RabbitMQBase, held: _Held) -> Outgoing:
     # Nobody waits for the reply of a dead letter: replay it as a *_no_wait call.
     envelope.reply_to = None
     envelope.deadline = None
+    if prepare is not None:
+        envelope = held.envelope = prepare(envelope)
     exchange = getattr(backend, "exchange", "zc-events")
     properties = pika.BasicProperties(
         content_type="application/json",
@@ -203,7 +207,10 @@ def _outgoing(backend: RabbitMQBase, held: _Held) -> Outgoing:
 
 
 def replay_dead_letters(
-    backend: RabbitMQBase, service: str | None, ids: Iterable[str] | None
+    backend: RabbitMQBase,
+    service: str | None,
+    ids: Iterable[str] | None,
+    prepare: Callable[[Envelope], Envelope] | None = None,
 ) -> list[str]:
     """Replay the dead letters ``ids`` (all with None); return the ids replayed.
 
@@ -219,7 +226,7 @@ def replay_dead_letters(
             if wanted is not None and held.letter.id not in wanted:
                 continue
             try:
-                outgoing = _outgoing(backend, held)
+                outgoing = _outgoing(backend, held, prepare)
                 backend.publish_confirmed([held.envelope], [outgoing])  # type: ignore[list-item]
             except Exception as exc:
                 failed.append(f"{held.letter.id}: {exc}")

@@ -8,7 +8,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
@@ -349,13 +349,17 @@ class RedisBackend(Backend):
         return list_dead_letters(self, service)
 
     def replay_dead_letters(
-        self, service: str | None = None, ids: Iterable[str] | None = None
+        self,
+        service: str | None = None,
+        ids: Iterable[str] | None = None,
+        *,
+        prepare: Callable[[Envelope], Envelope] | None = None,
     ) -> list[str]:
         """Publish dead letters of ``service`` to their key again (as no-wait calls), each
         deleted from the dead-letter stream once Redis has its new copy."""
         from ._dead import replay_dead_letters
 
-        return replay_dead_letters(self, service, ids)
+        return replay_dead_letters(self, service, ids, prepare)
 
     # -- server side ------------------------------------------------------------------------
     def serve(self, dispatcher: Dispatcher | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from zc_events import DeadLetter, Envelope, EnvelopeError, PublishError
@@ -67,7 +67,10 @@ def list_dead_letters(backend: RedisBackend, service: str | None) -> list[DeadLe
 
 
 def replay_dead_letters(
-    backend: RedisBackend, service: str | None, ids: Iterable[str] | None
+    backend: RedisBackend,
+    service: str | None,
+    ids: Iterable[str] | None,
+    prepare: Callable[[Envelope], Envelope] | None = None,
 ) -> list[str]:
     """Replay the dead letters ``ids`` (all with None); return the ids replayed. Raises
     PublishError naming those that could not be replayed (the others are replayed anyway)."""
@@ -85,6 +88,8 @@ def replay_dead_letters(
         envelope.reply_to = None
         envelope.deadline = None
         try:
+            if prepare is not None:
+                envelope = prepare(envelope)
             backend.send(envelope)
         except Exception as exc:
             failed.append(f"{letter.id}: {exc}")
