@@ -44,10 +44,10 @@ def test_no_traceback_for_the_caller_but_an_error_line_with_it(
         assert response.errors[0]["type"] == "KeyError"
         assert "trace" not in response.errors[0]
         message_id = client.post_no_wait("conformance.add", data={"x": 1})
-    wait_for(
-        lambda: f"id {message_id}) failed" in limited.workers[0].output,
+    wait_for(  # the INFO line comes last, after the ERROR line
+        lambda: f"POST 'conformance.add' id {message_id} " in limited.workers[0].output,
         30,
-        "the no-wait failure in the worker log",
+        "the no-wait message's INFO line in the worker log",
     )
     log = limited.workers[0].output
     assert "ERROR" in log and "Traceback (most recent call last)" in log
