@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import zc_events
-from zc_events import Envelope, EnvelopeError, RequestTimeout, Response, legacy
+from zc_events import Envelope, EnvelopeError, RequestTimeout, Response, legacy, legacy_redis
 
 #: Golden captures recorded from zc_events 0.4.1, kept at the repository root.
 CAPTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "legacy-wire"
@@ -150,9 +150,10 @@ def test_parse_request_round_trips_build_request() -> None:
     env = Envelope.create(
         "orders.update", "PATCH", {"note": "café/1"}, {"pk": 7, "user_id": "u"}, priority=3
     )
-    message = legacy.build_request(env, "rk")
+    rk = str(uuid.uuid4())
+    message = legacy.build_request(env, rk)
     parsed = legacy.parse_request(message.body, message.properties["headers"])
-    assert parsed.response_key == "rk"
+    assert parsed.response_key == rk
     got = parsed.envelope
     assert (got.key, got.method, got.data, got.headers, got.id, got.reply_to) == (
         env.key,
@@ -160,8 +161,19 @@ def test_parse_request_round_trips_build_request() -> None:
         env.data,
         env.headers,
         env.id,
-        "rk",
+        rk,
     )
+
+
+@pytest.mark.parametrize(
+    "response_key", ["other-service:session:42", "", "rk", 7, ["x"], "d4eb82b4-6f00-40cc-b28c"]
+)
+def test_a_response_key_that_is_not_a_uuid_is_refused(response_key: object) -> None:
+    """A sender must not make a worker RPUSH/EXPIRE an arbitrary Redis key."""
+    payload = legacy.build_payload(Envelope.create("add"), None)
+    payload["response_key"] = response_key
+    with pytest.raises(EnvelopeError, match="response_key' must be a UUID"):
+        legacy.parse_task(["add", payload], {})
 
 
 def test_parse_request_reads_protocol_1_events() -> None:
@@ -243,9 +255,9 @@ def test_push_reply_then_wait_reply(redis_client: Any) -> None:
     key = f"zc-events-test-legacy-{uuid.uuid4()}"
     body = legacy.encode_response(Response({"answer": 2}))
     try:
-        legacy.push_reply(redis_client, key, body)
+        legacy_redis.push_reply(redis_client, key, body)
         assert 0 < redis_client.ttl(key) <= legacy.RESPONSE_TTL
-        assert legacy.wait_reply(redis_client, key, 1.0, key="add") == body
+        assert legacy_redis.wait_reply(redis_client, key, 1.0, key="add") == body
         assert not redis_client.exists(key)
     finally:
         redis_client.delete(key)
@@ -256,11 +268,11 @@ def test_wait_reply_outlasts_the_client_socket_timeout(redis_client: Any) -> Non
     """A 0.5 s socket timeout must not cut a 1.5 s wait short, nor lose a late reply."""
     key = f"zc-events-test-legacy-{uuid.uuid4()}"
     body = legacy.encode_response(Response(1))
-    pusher = threading.Timer(1.2, legacy.push_reply, (redis_client, key, body))
+    pusher = threading.Timer(1.2, legacy_redis.push_reply, (redis_client, key, body))
     pusher.start()
     try:
         started = time.monotonic()
-        assert legacy.wait_reply(redis_client, key, 3.0, key="slow") == body
+        assert legacy_redis.wait_reply(redis_client, key, 3.0, key="slow") == body
         assert 1.1 < time.monotonic() - started < 2.5
     finally:
         pusher.cancel()
@@ -272,7 +284,7 @@ def test_wait_reply_times_out_naming_the_key(redis_client: Any) -> None:
     key = f"zc-events-test-legacy-{uuid.uuid4()}"
     started = time.monotonic()
     with pytest.raises(RequestTimeout, match="'add'") as info:
-        legacy.wait_reply(redis_client, key, 0.3, key="add")
+        legacy_redis.wait_reply(redis_client, key, 0.3, key="add")
     assert 0.25 < time.monotonic() - started < 1.5
     assert info.value.key == "add"
     assert isinstance(info.value, zc_events.ZcEventsError)

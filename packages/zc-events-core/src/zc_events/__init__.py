@@ -46,6 +46,8 @@ from ._exceptions import (
     ZcEventsError,
 )
 from ._handlers import HEALTH_PREFIX, Dispatcher, HandlerRegistry, handler, handlers, health_key
+from ._json import dumps as json_dumps
+from ._json import loads as json_loads
 from ._mask import mask_secrets
 from ._middleware import HmacSigning, Middleware
 from ._registry import import_string
@@ -105,6 +107,8 @@ __all__ = [
     "health_key",
     "import_modules",
     "import_string",
+    "json_dumps",
+    "json_loads",
     "mask_secrets",
     "new_id",
     "patch",

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._envelope import Envelope
 from ._exceptions import ConfigurationError, EnvelopeError, NoRouteError, PublishError
 from ._handlers import Dispatcher
-from ._middleware import build_middleware
 from ._registry import BACKENDS, load
 from ._response import Response
 from ._settings import Settings, global_settings
@@ -197,25 +196,8 @@ class Backend(BaseBackend, ABC):
 
 def default_dispatcher(settings: Settings, backend: str = "") -> Dispatcher:
     """A dispatcher over the process-wide handlers, ``ZC_EVENTS_HANDLERS`` and the server
-    middleware of ``settings`` (told the ``backend`` name with :meth:`Middleware.bind`); it
-    answers the health check key of ``SERVICE_NAME`` when that is set."""
-    from ._handlers import HandlerRegistry, handlers
-
-    registries = [handlers]
-    configured = settings.handlers
-    if configured:
-        registries.append(HandlerRegistry(configured))
-    middleware = build_middleware(settings)
-    if backend:
-        for mw in middleware:
-            mw.bind(backend)
-    service = settings.get("SERVICE_NAME", None)
-    return Dispatcher(
-        registries,
-        middleware,
-        settings=settings,
-        service=service if isinstance(service, str) and service else None,
-    )
+    middleware of ``settings``, told the ``backend`` name (:meth:`Dispatcher.from_settings`)."""
+    return Dispatcher.from_settings(settings, backend)
 
 
 def batch_error(failed: list[tuple[Envelope, BaseException]], total: int) -> PublishError:

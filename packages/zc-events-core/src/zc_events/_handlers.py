@@ -21,11 +21,12 @@ from ._exceptions import ConfigurationError, EnvelopeError, SignatureError
 from ._middleware import call_hook, call_hook_async
 from ._registry import import_string
 from ._request import Request
-from ._response import Response
+from ._response import Response, encode_reply
 from ._settings import Settings, global_settings
 
 if TYPE_CHECKING:
     from ._middleware import Middleware
+    from ._settings import Settings
 
 __all__ = ["HEALTH_PREFIX", "Dispatcher", "HandlerRegistry", "handler", "handlers", "health_key"]
 
@@ -203,6 +204,30 @@ class Dispatcher:
         #: :meth:`handle` refuses larger bodies (``ZC_EVENTS_MAX_MESSAGE_BYTES``).
         self.max_message_bytes = settings.max_message_bytes
 
+    @classmethod
+    def from_settings(cls, settings: Settings, backend: str = "") -> Dispatcher:
+        """What every worker serves by default: the process-wide handlers, then
+        ``ZC_EVENTS_HANDLERS``/``JOB_MAPPING``, with the server middleware of ``settings`` (told
+        the ``backend`` name with :meth:`Middleware.bind`); it answers the health check key of
+        ``SERVICE_NAME`` when that is set."""
+        from ._middleware import build_middleware
+
+        registries = [handlers]
+        configured = settings.handlers
+        if configured:
+            registries.append(HandlerRegistry(configured))
+        middleware = build_middleware(settings)
+        if backend:
+            for mw in middleware:
+                mw.bind(backend)
+        service = settings.get("SERVICE_NAME", None)
+        return cls(
+            registries,
+            middleware,
+            settings=settings,
+            service=service if isinstance(service, str) and service else None,
+        )
+
     def handler_for(self, key: str) -> Handler | None:
         """The handler that serves ``key``, or None."""
         for registry in self.registries:
@@ -317,15 +342,7 @@ class Dispatcher:
 
     def encode_response(self, envelope: Envelope, response: Response) -> bytes:
         """Encode ``response``; a result that is not JSON becomes an error response."""
-        try:
-            return response.encode()
-        except TypeError as exc:
-            log.error("handler for %r returned a value that is not JSON: %s", envelope.key, exc)
-            return Response.error(
-                "TypeError",
-                f"handler for {envelope.key!r} returned a value that cannot be encoded as JSON: "
-                f"{exc}",
-            ).encode()
+        return encode_reply(response, envelope.key)
 
     def handle(self, body: bytes | str) -> bytes | None:
         """Decode wire bytes, dispatch, and return the encoded reply.

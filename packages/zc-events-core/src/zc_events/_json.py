@@ -1,4 +1,8 @@
-"""JSON encoding: orjson, else ujson, when installed; else the standard library. Never pickle."""
+"""JSON encoding: orjson, else ujson, when installed; else the standard library. Never pickle.
+
+The one JSON-library choice of every package: exported as ``zc_events.json_dumps`` and
+``zc_events.json_loads``.
+"""
 
 from __future__ import annotations
 

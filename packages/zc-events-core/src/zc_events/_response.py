@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from . import _json
 from ._exceptions import EnvelopeError, RemoteError
 
-__all__ = ["Response", "error_from_exception"]
+__all__ = ["Response", "encode_reply", "error_from_exception"]
+
+log = logging.getLogger("zc_events")
 
 
 def error_from_exception(exc: BaseException, *, trace: bool = False) -> dict[str, Any]:
@@ -125,3 +129,28 @@ class Response:
         if self.has_errors:
             return f"<Response errors={self.errors!r}>"
         return f"<Response data={self.data!r}>"
+
+
+def encode_reply(
+    response: Response,
+    key: str | None,
+    dumps: Callable[[Any], bytes] | None = None,
+    to_dict: Callable[[Response], dict[str, Any]] | None = None,
+) -> bytes:
+    """Encode ``response`` for the wire: ``dumps(to_dict(response))`` (default: the native JSON
+    encoder and :meth:`Response.to_dict`).
+
+    The one place where a handler result that is not JSON becomes a ``TypeError`` error
+    response naming the handler ``key`` (logged at ERROR), on every transport.
+    """
+    encode = dumps if dumps is not None else _json.dumps
+    as_dict = to_dict if to_dict is not None else Response.to_dict
+    try:
+        return encode(as_dict(response))
+    except TypeError as exc:
+        handler = f"handler for {key!r}" if key else "handler"
+        log.error("%s returned a value that is not JSON: %s", handler, exc)
+        error = Response.error(
+            "TypeError", f"{handler} returned a value that cannot be encoded as JSON: {exc}"
+        )
+        return encode(as_dict(error))

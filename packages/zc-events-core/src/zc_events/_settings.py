@@ -32,6 +32,8 @@ SHORT_NAMES: dict[str, str] = {
     "send_tracebacks": "ZC_EVENTS_SEND_TRACEBACKS",
     "max_message_bytes": "ZC_EVENTS_MAX_MESSAGE_BYTES",
     "log_messages": "ZC_EVENTS_LOG_MESSAGES",
+    "max_deliveries": "ZC_EVENTS_MAX_DELIVERIES",
+    "dead_letter_failed_no_wait": "ZC_EVENTS_DEAD_LETTER_FAILED_NO_WAIT",
 }
 
 DEFAULT_BACKEND = "memory"
@@ -39,7 +41,7 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/%2F"
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
-
+DEFAULT_MAX_DELIVERIES = 5
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -201,6 +203,21 @@ class Settings:
             raise ConfigurationError(f"setting {name} must be a positive number, got {value!r}")
         return number
 
+    def get_int(self, name: str, default: int) -> int:
+        """An int >= 1 setting (a whole float such as ``1e6`` is accepted)."""
+        value, source = self.lookup(name)
+        if value is _MISSING:
+            return default
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = 0
+        if isinstance(value, bool) or number < 1 or (isinstance(value, float) and value != number):
+            raise ConfigurationError(
+                f"setting {name} (from {source}) must be an int >= 1, got {value!r}"
+            )
+        return number
+
     # -- the settings (listed in the README) ---------------------------------------------
     @property
     def backend(self) -> str:
@@ -253,19 +270,7 @@ class Settings:
     @property
     def max_message_bytes(self) -> int:
         """Largest encoded message sent or accepted (``ZC_EVENTS_MAX_MESSAGE_BYTES``, 16 MiB)."""
-        value, source = self.lookup("ZC_EVENTS_MAX_MESSAGE_BYTES")
-        if value is _MISSING:
-            return DEFAULT_MAX_MESSAGE_BYTES
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            number = 0
-        if isinstance(value, bool) or number <= 0 or (isinstance(value, float) and value != number):
-            raise ConfigurationError(
-                f"setting ZC_EVENTS_MAX_MESSAGE_BYTES (from {source}) must be a positive "
-                f"number of bytes, got {value!r}"
-            )
-        return number
+        return self.get_int("ZC_EVENTS_MAX_MESSAGE_BYTES", DEFAULT_MAX_MESSAGE_BYTES)
 
     @property
     def service_name(self) -> str:
@@ -286,6 +291,34 @@ class Settings:
         """Redis URL: ``backend_options['redis_url']``, ``EVENTS_REDIS_URL``, default."""
         url = options.get("redis_url") or self.get("EVENTS_REDIS_URL", None)
         return str(url or DEFAULT_REDIS_URL)
+
+    def events_exchange(self, option: object = None, *, who: str = "legacy backend") -> str:
+        """The fanout exchange of the zc_events 0.4 wire: ``option``, else ``EVENTS_EXCHANGE``.
+
+        Required (no default: a name that differs from the fleet's exchange would drop every
+        message). Raises ConfigurationError naming the setting; ``who`` names the component.
+        """
+        value = option if option is not None else self.get("EVENTS_EXCHANGE", None)
+        if value is None or value == "":
+            raise ConfigurationError(
+                f"the {who} needs the fanout exchange the fleet shares (the old library's "
+                "value): set EVENTS_EXCHANGE, or pass events_exchange="
+            )
+        if not isinstance(value, str):
+            raise ConfigurationError(f"setting EVENTS_EXCHANGE must be a string, got {value!r}")
+        return value
+
+    @property
+    def max_deliveries(self) -> int:
+        """Deliveries of one message before a worker dead-letters it
+        (``ZC_EVENTS_MAX_DELIVERIES``, default 5)."""
+        return self.get_int("ZC_EVENTS_MAX_DELIVERIES", DEFAULT_MAX_DELIVERIES)
+
+    @property
+    def dead_letter_failed_no_wait(self) -> bool:
+        """Dead-letter a ``*_no_wait`` message whose handler failed, with the error, instead of
+        acknowledging it (``ZC_EVENTS_DEAD_LETTER_FAILED_NO_WAIT``, default True)."""
+        return self.get_bool("ZC_EVENTS_DEAD_LETTER_FAILED_NO_WAIT", True)
 
 
 _GLOBAL = Settings()

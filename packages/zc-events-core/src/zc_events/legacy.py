@@ -1,8 +1,10 @@
 """The zc_events 0.4 wire format, shared by the legacy-compatible transports.
 
-Pure functions over bytes and dicts: no broker library is imported here. The RabbitMQ legacy
-backend and the Celery backend both build and read messages with them, so that services running
-the old library and services running this one understand each other in both directions.
+Pure functions over bytes and dicts: no broker library is imported and no I/O is done here
+(the Redis side is :mod:`zc_events.legacy_redis`, serving is :mod:`zc_events.serving`). The
+RabbitMQ legacy backend and the Celery backend both build and read messages with them, so that
+services running the old library and services running this one understand each other in both
+directions.
 
 A request is a Celery protocol-2 task message for the task ``microservice.event``::
 
@@ -26,8 +28,8 @@ from typing import Any, ClassVar
 
 from . import _json
 from ._envelope import METHODS, Envelope, validate_key
-from ._exceptions import EnvelopeError, ReplyError, RequestTimeout
-from ._response import Response
+from ._exceptions import EnvelopeError
+from ._response import Response, encode_reply
 
 __all__ = [
     "ARGSREPR_MAXSIZE",
@@ -43,11 +45,11 @@ __all__ = [
     "decode_response",
     "dumps_legacy",
     "encode_response",
+    "is_response_key",
     "parse_request",
     "parse_task",
-    "push_reply",
     "response_dict",
-    "wait_reply",
+    "task_message",
 ]
 
 #: The Celery task name every legacy request is addressed to.
@@ -65,8 +67,9 @@ WAITING_PRIORITY = 9
 NO_WAIT_PRIORITY = 0
 #: Envelope header that carries a protocol-1 event's positional arguments after the event type.
 EVENT_ARGS_HEADER = "legacy_args"
-#: Longest single BLPOP while waiting: stays under redis-py 8's default 5 s socket timeout.
-_MAX_BLPOP_WAIT = 2.0
+#: What a ``response_key`` must look like: a UUID, as the old client made them. Anything else
+#: would let a sender make a worker write to (and expire) any key of the Redis database.
+_RESPONSE_KEY = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 _encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
 # Where the standard library and ujson differ: ujson writes DEL (0x7f) raw, and float exponents
@@ -142,7 +145,7 @@ def build_payload(envelope: Envelope, response_key: str | None) -> dict[str, Any
     }
 
 
-def _argsrepr(args: list[Any]) -> str:
+def _argsrepr(args: object) -> str:
     text = repr(args)
     if len(text) > ARGSREPR_MAXSIZE:
         text = text[: ARGSREPR_MAXSIZE - 3] + "..."
@@ -156,19 +159,37 @@ def build_request(envelope: Envelope, response_key: str | None) -> LegacyPublish
     :class:`EnvelopeError` when data or headers are not JSON.
     """
     payload = build_payload(envelope, response_key)
-    args = [envelope.key, payload]
     try:
-        body = dumps_legacy([args, {}, EMBED])
+        return task_message(
+            [envelope.key, payload],
+            {},
+            envelope.id,
+            priority=WAITING_PRIORITY if response_key else NO_WAIT_PRIORITY,
+        )
     except TypeError as exc:
         raise EnvelopeError(
             f"message for {envelope.key!r} cannot be encoded as JSON: {exc} "
             "(data and headers must be JSON values: dict, list, str, int, float, bool, None)",
             "data",
         ) from exc
-    task_id = envelope.id
+
+
+def task_message(
+    args: list[Any],
+    kwargs: dict[str, Any],
+    task_id: str,
+    *,
+    priority: int = NO_WAIT_PRIORITY,
+    task: str = EVENT_TASK,
+) -> LegacyPublish:
+    """A Celery protocol-2 task message (body and properties) as the old client encoded it.
+
+    Raises TypeError when ``args`` or ``kwargs`` are not JSON.
+    """
+    body = dumps_legacy([args, kwargs, EMBED])
     headers = {
         "lang": "py",
-        "task": EVENT_TASK,
+        "task": task,
         "id": task_id,
         "root_id": task_id,
         "parent_id": None,
@@ -177,13 +198,13 @@ def build_request(envelope: Envelope, response_key: str | None) -> LegacyPublish
         "timelimit": [None, None],
         "origin": "",
         "argsrepr": _argsrepr(args),
-        "kwargsrepr": "{}",
+        "kwargsrepr": _argsrepr(kwargs) if kwargs else "{}",
     }
     properties = {
         "content_type": "application/json",
         "content_encoding": "utf-8",
         "headers": headers,
-        "priority": WAITING_PRIORITY if response_key else NO_WAIT_PRIORITY,
+        "priority": priority,
         "correlation_id": task_id,
     }
     return LegacyPublish(body, properties)
@@ -248,9 +269,10 @@ def parse_task(
         elif not isinstance(headers, dict):
             raise EnvelopeError("legacy payload field 'headers' must be an object", "headers")
         response_key = payload.get("response_key")
-        if response_key is not None and (not isinstance(response_key, str) or not response_key):
+        if response_key is not None and not is_response_key(response_key):
             raise EnvelopeError(
-                "legacy payload field 'response_key' must be a non-empty string or null",
+                f"legacy payload field 'response_key' must be a UUID or null, got "
+                f"{str(response_key)[:80]!r}",
                 "reply_to",
             )
         envelope = LegacyEnvelope(
@@ -346,26 +368,20 @@ def response_dict(response: Response) -> dict[str, Any]:
     return out
 
 
+def is_response_key(value: object) -> bool:
+    """True if ``value`` is a valid ``response_key``: a UUID string (``8-4-4-4-12`` hex)."""
+    return isinstance(value, str) and _RESPONSE_KEY.fullmatch(value) is not None
+
+
 def encode_response(response: Response, *, key: str | None = None) -> bytes:
     """The reply bytes the old worker pushed: ``{"data", "has_errors", "errors"}`` (+ ``status``,
     + ``signature`` when signed). Every error has a ``trace`` key (empty unless tracebacks are
     sent), as old clients expect.
 
     A result that is not JSON becomes an error response naming the handler ``key``, as on the
-    native transports.
+    native transports (:func:`zc_events.Response` encoding rules, one place for all).
     """
-    try:
-        return dumps_legacy(response_dict(response))
-    except TypeError as exc:
-        handler = f"handler for {key!r}" if key else "handler"
-        return dumps_legacy(
-            response_dict(
-                Response.error(
-                    "TypeError",
-                    f"{handler} returned a value that cannot be encoded as JSON: {exc}",
-                )
-            )
-        )
+    return encode_reply(response, key, dumps_legacy, response_dict)
 
 
 def decode_response(raw: bytes | str) -> Response:
@@ -381,73 +397,17 @@ def decode_response(raw: bytes | str) -> Response:
     return response
 
 
-def push_reply(redis_client: Any, response_key: str, body: bytes, ttl: int = RESPONSE_TTL) -> None:
-    """``RPUSH response_key body`` + ``EXPIRE response_key ttl`` in one MULTI/EXEC.
+def __getattr__(name: str) -> Any:
+    # push_reply and wait_reply (Redis I/O) moved to zc_events.legacy_redis in 1.1.
+    if name in ("push_reply", "wait_reply"):
+        import warnings
 
-    ``redis_client`` is any redis-py client (or anything with the same ``pipeline`` method).
-    """
-    pipe = redis_client.pipeline(transaction=True)
-    pipe.rpush(response_key, body)
-    pipe.expire(response_key, ttl)
-    pipe.execute()
+        from . import legacy_redis
 
-
-def _blpop_chunk(redis_client: Any) -> float:
-    """Longest BLPOP that cannot trip the client's own socket timeout."""
-    chunk = _MAX_BLPOP_WAIT
-    try:
-        socket_timeout = redis_client.connection_pool.connection_kwargs.get("socket_timeout")
-    except AttributeError:
-        socket_timeout = None
-    if isinstance(socket_timeout, int | float) and socket_timeout > 0:
-        chunk = min(chunk, socket_timeout / 2)
-    return max(chunk, 0.01)
-
-
-def _describe_redis(redis_client: Any) -> str:
-    """``Redis at host:port/db`` for a redis-py client (never its password)."""
-    try:
-        kwargs = redis_client.connection_pool.connection_kwargs
-    except AttributeError:
-        return "Redis"
-    if "path" in kwargs:
-        return f"Redis at unix://{kwargs['path']}"
-    return f"Redis at {kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
-
-
-def wait_reply(redis_client: Any, response_key: str, timeout: float, *, key: str) -> bytes:
-    """Wait up to ``timeout`` seconds for the reply pushed to ``response_key``; return its bytes.
-
-    Waits with short BLPOPs so that a client with a socket timeout (redis-py 8 defaults to 5 s)
-    still waits the full ``timeout``. Raises :class:`RequestTimeout` naming ``key``, and
-    :class:`ReplyError` naming the Redis server when Redis cannot be read (the request was
-    published, so this is not a PublishError).
-    """
-    deadline = time.monotonic() + timeout
-    chunk = _blpop_chunk(redis_client)
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        # BLPOP 0 would block forever: never ask for less than 10 ms.
-        wait = max(min(left, chunk), 0.01)
-        try:
-            item = redis_client.blpop([response_key], timeout=round(wait, 3))
-        except Exception as exc:
-            # redis.exceptions.TimeoutError (a socket timeout): the connection was dropped and is
-            # reopened by the next command, so keep waiting until our own deadline.
-            if type(exc).__name__ != "TimeoutError":
-                raise ReplyError(
-                    f"the request {key!r} was published, but its reply cannot be read from the "
-                    f"reply store, {_describe_redis(redis_client)}: {exc} (check EVENTS_REDIS_URL "
-                    "or the backend option 'redis_url')"
-                ) from exc
-            continue
-        if item:
-            value = item[1]
-            return value.encode("utf-8") if isinstance(value, str) else bytes(value)
-    raise RequestTimeout(
-        f"no reply to {key!r} within {timeout:g} s (legacy Redis reply list {response_key!r})",
-        key,
-        timeout,
-    )
+        warnings.warn(
+            f"zc_events.legacy.{name} moved to zc_events.legacy_redis.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(legacy_redis, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
