@@ -26,3 +26,15 @@ def log(request: zc_events.Request) -> None:
 @zc_events.handler("fault.ping")
 def ping(request: zc_events.Request) -> dict[str, Any]:
     return {"pong": request.data, "pid": os.getpid()}
+
+
+@zc_events.handler("fault.exit")
+def exit_now(request: zc_events.Request) -> None:
+    """Record the attempt, then kill the worker process (as an OOM kill or a segfault would)."""
+    os.write(_fd, f"{request.data['i']}\n".encode())
+    os._exit(3)
+
+
+@zc_events.handler("fault.fail")
+def fail(request: zc_events.Request) -> None:
+    raise ValueError(f"boom {request.data}")

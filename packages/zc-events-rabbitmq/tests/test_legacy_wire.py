@@ -213,7 +213,7 @@ def test_client_reads_a_reply_pushed_by_an_old_worker(
     service: Any, broker: Any, old_queue: str, redis_client: Any
 ) -> None:
     """A stand-in old worker: reads the request, pushes the captured reply bytes."""
-    from zc_events import legacy
+    from zc_events import legacy, legacy_redis
 
     old_reply = capture("response_success.json")["value_raw"]
 
@@ -224,7 +224,7 @@ def test_client_reads_a_reply_pushed_by_an_old_worker(
             if method is None:
                 break
             request = legacy.parse_request(body, props.headers)
-            legacy.push_reply(redis_client, request.response_key, old_reply.encode())
+            legacy_redis.push_reply(redis_client, request.response_key, old_reply.encode())
             ch.basic_ack(method.delivery_tag)
             break
         ch.cancel()

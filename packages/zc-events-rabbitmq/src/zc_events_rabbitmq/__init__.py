@@ -8,9 +8,10 @@
   call each other in both directions during a migration.
 """
 
-from ._legacy import LegacyConsumer, LegacyRabbitMQBackend
+from ._consumers import LegacyConsumer, NativeConsumer
+from ._legacy import LegacyRabbitMQBackend
 from ._native import DEFAULT_EXCHANGE, RabbitMQBackend
-from ._worker import NativeConsumer, Worker
+from ._worker import Worker
 
 __version__ = "1.0.0"
 

@@ -167,13 +167,12 @@ class RabbitMQBackend(RabbitMQBase):
     def serve(self, dispatcher: Dispatcher | None = None) -> None:
         """Consume the service queue (and the legacy queue with ``legacy=True``) until
         :meth:`stop`, then finish in-flight messages. See :class:`~zc_events_rabbitmq.Worker`."""
+        from ._consumers import legacy_consumer
         from ._worker import Worker
 
         dispatcher = dispatcher if dispatcher is not None else self.default_dispatcher()
-        consumers = [self.native_consumer(dispatcher)]
+        consumers: list[Any] = [self.native_consumer(dispatcher)]
         if self.legacy:
-            from ._legacy import legacy_consumer
-
             consumers.append(legacy_consumer(self, dispatcher, self._events_exchange))
         from ._aio_worker import offload_async
 
@@ -182,6 +181,6 @@ class RabbitMQBackend(RabbitMQBase):
 
     def native_consumer(self, dispatcher: Dispatcher) -> Any:
         """The consumer of the native service queue (used by :meth:`serve`)."""
-        from ._worker import NativeConsumer
+        from ._consumers import NativeConsumer
 
-        return NativeConsumer(self.exchange, self.queue, dispatcher)
+        return NativeConsumer(self.exchange, self.queue, dispatcher, self.settings)

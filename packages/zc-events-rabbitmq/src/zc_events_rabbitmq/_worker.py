@@ -1,4 +1,7 @@
-"""The worker: consumer threads that dispatch to handlers, reply, then acknowledge.
+"""The worker loop: consumer threads that hand each delivery to its queue's consumer.
+
+The consumers (what is done with one message: :mod:`zc_events_rabbitmq._consumers`) are given to
+the :class:`Worker`, which owns the connections.
 
 Each of ``concurrency`` threads owns one connection and one channel (pika connections are not
 thread-safe) with ``prefetch`` unacknowledged messages, consumes every queue of the worker
@@ -12,12 +15,12 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pika
 import pika.exceptions
 
-from zc_events import ConfigurationError, Dispatcher, EnvelopeError
+from zc_events import ConfigurationError
 
 from ._amqp import (
     CONNECTION_ERRORS,
@@ -31,116 +34,16 @@ from ._amqp import (
 
 if TYPE_CHECKING:
     from ._base import RabbitMQBase
+    from ._consumers import Consumer
 
-__all__ = ["Consumer", "NativeConsumer", "Worker"]
+__all__ = ["Worker"]
 
 log = logging.getLogger("zc_events.rabbitmq.worker")
 
-MAX_PRIORITY = 10
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 10.0
 #: How often an idle consumer thread looks at the stop flag.
 POLL_SECONDS = 0.2
-
-
-class Consumer(Protocol):
-    """One queue a worker consumes, and how to handle its messages."""
-
-    queue: str
-
-    def declare(self, channel: Any) -> None:
-        """Declare the queue, its exchange and bindings (idempotent; on every connect)."""
-
-    def handle(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        """Handle one delivery, then acknowledge or reject it on ``channel``."""
-
-    def close(self) -> None:
-        """Release resources when the worker stops."""
-
-
-class NativeConsumer:
-    """The service queue of the native protocol: bound to the topic exchange once per key,
-    ``x-max-priority: 10``, poison messages dead-lettered to ``<queue>.dead``."""
-
-    def __init__(self, exchange: str, queue: str, dispatcher: Dispatcher) -> None:
-        self.exchange = exchange
-        self.queue = queue
-        self.dead_exchange = f"{exchange}.dead"
-        self.dead_queue = f"{queue}.dead"
-        self.dispatcher = dispatcher
-
-    def declare(self, channel: Any) -> None:
-        channel.exchange_declare(self.exchange, "topic", durable=True)
-        # A headers exchange that keeps only *rejected* messages of this queue: requests that
-        # merely expired (nobody waits for them any more) are dropped, not dead-lettered.
-        channel.exchange_declare(self.dead_exchange, "headers", durable=True)
-        channel.queue_declare(
-            self.queue,
-            durable=True,
-            arguments={
-                "x-max-priority": MAX_PRIORITY,
-                "x-dead-letter-exchange": self.dead_exchange,
-            },
-        )
-        channel.queue_declare(self.dead_queue, durable=True)
-        channel.queue_bind(
-            self.dead_queue,
-            self.dead_exchange,
-            arguments={
-                "x-match": "all-with-x",
-                "x-first-death-queue": self.queue,
-                "x-first-death-reason": "rejected",
-            },
-        )
-        for key in self.dispatcher.keys():  # noqa: SIM118 - a Dispatcher is not a dict
-            if {"*", "#"} & set(key.split(".")):
-                log.warning("key %r contains a topic wildcard word; it binds as a pattern", key)
-            channel.queue_bind(self.queue, self.exchange, routing_key=key)
-
-    def handle(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        try:
-            reply = self.dispatcher.handle(body)
-        except EnvelopeError as exc:
-            log.error(
-                "dead-lettering an undecodable message to %r (routing key %r, delivery %s, "
-                "%d bytes): %s",
-                self.dead_queue,
-                method.routing_key,
-                method.delivery_tag,
-                len(body),
-                exc,
-            )
-            channel.basic_reject(method.delivery_tag, requeue=False)
-            return
-        except Exception:
-            log.exception(
-                "dead-lettering a message to %r that could not be handled (routing key %r)",
-                self.dead_queue,
-                method.routing_key,
-            )
-            channel.basic_reject(method.delivery_tag, requeue=False)
-            return
-        if reply is not None:
-            if properties.reply_to:
-                channel.basic_publish(
-                    "",
-                    properties.reply_to,
-                    reply,
-                    pika.BasicProperties(
-                        content_type="application/json",
-                        correlation_id=properties.correlation_id,
-                    ),
-                )
-            else:
-                log.warning(
-                    "a request for %r (id %s) has no reply_to property; reply dropped",
-                    method.routing_key,
-                    properties.correlation_id,
-                )
-        channel.basic_ack(method.delivery_tag)
-
-    def close(self) -> None:
-        pass
 
 
 class _Fatal(Exception):

@@ -1,0 +1,309 @@
+"""The queues a worker consumes, side by side: the native service queue and the legacy one.
+
+Both consumers turn one delivery into one :class:`zc_events.serving.Outcome` (the serving
+itself is in the core, shared with every transport) and then do the AMQP part: reply, then
+acknowledge; or publish a copy with ``x-zc-events-*`` error headers to the dead-letter queue,
+then acknowledge. Nothing but a connection error ever leaves :meth:`QueueConsumer.handle`, so
+one bad message never tears down the connection or wedges the worker.
+
+The delivery limit (``ZC_EVENTS_MAX_DELIVERIES``) works on classic queues by counting in the
+message: a delivery flagged ``redelivered`` (the worker that had it died) is put back at the end
+of the queue with a failure count, and dead-lettered once the count reaches the limit. On
+quorum queues the broker's ``x-delivery-count`` is used instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pika
+
+from zc_events import Dispatcher, Settings
+from zc_events.serving import (
+    FAILURES_HEADER,
+    LegacyServer,
+    Outcome,
+    delivery_decision,
+    serve_native,
+    too_many_deliveries,
+)
+
+from ._amqp import CONNECTION_ERRORS, REPLY_TO
+
+if TYPE_CHECKING:
+    from ._base import RabbitMQBase
+
+__all__ = ["MAX_PRIORITY", "Consumer", "LegacyConsumer", "NativeConsumer", "legacy_consumer"]
+
+log = logging.getLogger("zc_events.rabbitmq.worker")
+
+MAX_PRIORITY = 10
+PERSISTENT = 2
+#: What RabbitMQ's direct reply-to turns ``amq.rabbitmq.reply-to`` into on delivery.
+DIRECT_REPLY_PREFIX = REPLY_TO + "."
+
+
+class Consumer(Protocol):
+    """One queue a worker consumes, and how to handle its messages."""
+
+    queue: str
+
+    def declare(self, channel: Any) -> None:
+        """Declare the queue, its exchange and bindings (idempotent; on every connect)."""
+
+    def handle(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        """Handle one delivery, then acknowledge or dead-letter it on ``channel``."""
+
+    def close(self) -> None:
+        """Release resources when the worker stops."""
+
+
+class QueueConsumer:
+    """What both consumers share: the delivery limit, dead-lettering, and never raising."""
+
+    queue: str
+    dead_queue: str
+    protocol = ""
+
+    def __init__(self, settings: Settings) -> None:
+        self.max_deliveries = settings.max_deliveries
+        self.dead_letter_failed_no_wait = settings.dead_letter_failed_no_wait
+
+    def serve(self, body: bytes, properties: Any) -> Outcome:
+        """Serve one message (no AMQP I/O); never raises."""
+        raise NotImplementedError
+
+    def send_reply(self, channel: Any, method: Any, properties: Any, outcome: Outcome) -> None:
+        """Send ``outcome.reply`` back to the caller, if the transport replies over AMQP."""
+
+    def handle(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        failures = 0
+        try:
+            decision, failures = delivery_decision(
+                properties.headers, bool(method.redelivered), self.max_deliveries
+            )
+            if decision == "requeue":
+                self._requeue(channel, method, properties, body, failures)
+                return
+            if decision == "dead_letter":
+                outcome = too_many_deliveries(failures, self.max_deliveries)
+                self._dead_letter(channel, method, properties, body, outcome, failures)
+                return
+            outcome = self.serve(body, properties)
+            if outcome.ack:
+                self.send_reply(channel, method, properties, outcome)
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as exc:  # a bug: dead-letter rather than loop on the message
+            outcome = Outcome(dead_letter=f"serving failed: {type(exc).__name__}: {exc}")
+        if outcome.ack:
+            channel.basic_ack(method.delivery_tag)
+        else:
+            self._dead_letter(channel, method, properties, body, outcome, failures + 1)
+
+    def _copy_properties(self, properties: Any, headers: dict[str, Any]) -> Any:
+        return pika.BasicProperties(
+            content_type=properties.content_type,
+            content_encoding=properties.content_encoding,
+            headers=headers,
+            delivery_mode=PERSISTENT,
+            priority=properties.priority,
+            correlation_id=properties.correlation_id,
+            reply_to=properties.reply_to,
+            message_id=properties.message_id,
+            timestamp=properties.timestamp,
+            type=properties.type,
+            app_id=properties.app_id,
+        )
+
+    def _requeue(
+        self, channel: Any, method: Any, properties: Any, body: bytes, failures: int
+    ) -> None:
+        log.warning(
+            "a message on %r was delivered before and never acknowledged (a worker died "
+            "handling it?): putting it back at the end of the queue, %d of %d deliveries used "
+            "(ZC_EVENTS_MAX_DELIVERIES)",
+            self.queue,
+            failures,
+            self.max_deliveries,
+        )
+        headers = {**(properties.headers or {}), FAILURES_HEADER: failures}
+        copy = self._copy_properties(properties, headers)
+        copy.expiration = properties.expiration
+        channel.basic_publish("", self.queue, body, copy)
+        channel.basic_ack(method.delivery_tag)
+
+    def _dead_letter(
+        self,
+        channel: Any,
+        method: Any,
+        properties: Any,
+        body: bytes,
+        outcome: Outcome,
+        attempts: int,
+    ) -> None:
+        level = logging.WARNING if outcome.error_type is not None else logging.ERROR
+        error = f" ({outcome.error_type}: {outcome.error_message})" if outcome.error_type else ""
+        log.log(
+            level,
+            "dead-lettering a %smessage from %r to %r (key %r, id %s, delivery %s, %d bytes): %s%s",
+            self.protocol,
+            self.queue,
+            self.dead_queue,
+            outcome.key or method.routing_key,
+            outcome.id or properties.correlation_id or properties.message_id,
+            method.delivery_tag,
+            len(body),
+            outcome.dead_letter,
+            error,
+        )
+        headers = {
+            **(properties.headers or {}),
+            **outcome.dead_letter_headers(queue=self.queue, attempts=attempts),
+        }
+        headers.pop(FAILURES_HEADER, None)
+        # No expiration on the copy: a dead letter stays until someone looks at it.
+        channel.basic_publish("", self.dead_queue, body, self._copy_properties(properties, headers))
+        channel.basic_ack(method.delivery_tag)
+
+    def close(self) -> None:
+        pass
+
+
+class NativeConsumer(QueueConsumer):
+    """The service queue of the native protocol: bound to the topic exchange once per key,
+    ``x-max-priority: 10``, poison messages dead-lettered to ``<queue>.dead``.
+
+    Replies go only to RabbitMQ direct reply-to names (``amq.rabbitmq.reply-to.*``): a request
+    naming any other queue is handled, and its reply dropped with a warning.
+    """
+
+    def __init__(
+        self, exchange: str, queue: str, dispatcher: Dispatcher, settings: Settings
+    ) -> None:
+        super().__init__(settings)
+        self.exchange = exchange
+        self.queue = queue
+        self.dead_exchange = f"{exchange}.dead"
+        self.dead_queue = f"{queue}.dead"
+        self.dispatcher = dispatcher
+
+    def declare(self, channel: Any) -> None:
+        channel.exchange_declare(self.exchange, "topic", durable=True)
+        # A headers exchange that keeps only *rejected* messages of this queue: requests that
+        # merely expired (nobody waits for them any more) are dropped, not dead-lettered.
+        channel.exchange_declare(self.dead_exchange, "headers", durable=True)
+        channel.queue_declare(
+            self.queue,
+            durable=True,
+            arguments={
+                "x-max-priority": MAX_PRIORITY,
+                "x-dead-letter-exchange": self.dead_exchange,
+            },
+        )
+        channel.queue_declare(self.dead_queue, durable=True)
+        channel.queue_bind(
+            self.dead_queue,
+            self.dead_exchange,
+            arguments={
+                "x-match": "all-with-x",
+                "x-first-death-queue": self.queue,
+                "x-first-death-reason": "rejected",
+            },
+        )
+        for key in self.dispatcher.keys():  # noqa: SIM118 - a Dispatcher is not a dict
+            if {"*", "#"} & set(key.split(".")):
+                log.warning("key %r contains a topic wildcard word; it binds as a pattern", key)
+            channel.queue_bind(self.queue, self.exchange, routing_key=key)
+
+    def serve(self, body: bytes, properties: Any) -> Outcome:
+        return serve_native(
+            self.dispatcher, body, dead_letter_failed_no_wait=self.dead_letter_failed_no_wait
+        )
+
+    def send_reply(self, channel: Any, method: Any, properties: Any, outcome: Outcome) -> None:
+        if outcome.reply is None:
+            return
+        reply_to = properties.reply_to
+        if not reply_to or not reply_to.startswith(DIRECT_REPLY_PREFIX):
+            log.warning(
+                "not replying to %r (id %s): its reply_to %r is not a RabbitMQ direct reply-to "
+                "name (amq.rabbitmq.reply-to.*); reply dropped",
+                outcome.key,
+                outcome.id,
+                reply_to,
+            )
+            return
+        channel.basic_publish(
+            "",
+            reply_to,
+            outcome.reply,
+            pika.BasicProperties(
+                content_type="application/json", correlation_id=properties.correlation_id
+            ),
+        )
+
+
+def redis_client(url: str) -> Any:
+    """A redis-py client for ``url`` (replies live in the database the URL names)."""
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+def legacy_consumer(
+    backend: RabbitMQBase, dispatcher: Dispatcher, events_exchange: str | None
+) -> LegacyConsumer:
+    """The legacy consumer for ``backend``'s settings (``SERVICE_NAME``, ``EVENTS_EXCHANGE``)."""
+    exchange = backend.settings.events_exchange(events_exchange, who=f"{backend.name} backend")
+    return LegacyConsumer(
+        exchange,
+        backend.settings.service_name,
+        dispatcher,
+        redis_client(backend.redis_url),
+        backend.settings,
+    )
+
+
+class LegacyConsumer(QueueConsumer):
+    """Serves old-format requests from ``<service>-events`` (bound to the fanout exchange).
+
+    Keys this service does not handle are acknowledged and ignored: the other services on the
+    fanout answer them. Deprecated protocol-1 events go to the handler named by the event type
+    with the keyword arguments as ``request.data``. Messages that cannot be served, and
+    ``response_key`` values that are not UUIDs, are moved to ``<service>.dead`` (Redis is not
+    touched) with one log line.
+    """
+
+    protocol = "legacy "
+
+    def __init__(
+        self,
+        exchange: str,
+        service: str,
+        dispatcher: Dispatcher,
+        redis: Any,
+        settings: Settings,
+    ) -> None:
+        super().__init__(settings)
+        self.exchange = exchange
+        self.queue = f"{service}-events"
+        self.dead_queue = f"{service}.dead"
+        self.dispatcher = dispatcher
+        self.redis = redis
+        self.server = LegacyServer(dispatcher, lambda: self.redis, settings=settings)
+
+    def declare(self, channel: Any) -> None:
+        # Exactly what the old Celery worker declared, or the channel fails with
+        # PRECONDITION_FAILED against queues the old fleet created.
+        channel.exchange_declare(self.exchange, "fanout", durable=True)
+        channel.queue_declare(self.queue, durable=True, arguments={"x-max-priority": MAX_PRIORITY})
+        channel.queue_bind(self.queue, self.exchange, routing_key="")
+        channel.queue_declare(self.dead_queue, durable=True)
+
+    def serve(self, body: bytes, properties: Any) -> Outcome:
+        return self.server.serve_body(body, properties.headers)
+
+    def close(self) -> None:
+        self.redis.close()
