@@ -30,6 +30,10 @@ class Service:
         return f"{self.name}-events"
 
     @property
+    def dead_queue(self) -> str:
+        return f"{self.name}.dead"
+
+    @property
     def default_queue(self) -> str:
         return f"{self.name}-celery"
 
@@ -57,9 +61,10 @@ class Service:
 
     def worker(self, **options: object) -> AbstractContextManager[CeleryWorker]:
         options.setdefault("queues", [self.queue, self.default_queue])
+        env = {**self.env, **options.pop("env", {})}  # type: ignore[dict-item]
         return celery_worker(
             "zc_events_celery_testapp",
-            env=self.env,
+            env=env,
             pythonpath=[str(HERE)],
             **options,  # type: ignore[arg-type]
         )
@@ -69,7 +74,7 @@ class Service:
         # defaults to task_default_queue): delete it too.
         delete_amqp_entities(
             BROKER_URL,
-            queues=[self.queue, self.default_queue],
+            queues=[self.queue, self.default_queue, self.dead_queue],
             exchanges=[self.exchange, self.default_queue],
         )
 

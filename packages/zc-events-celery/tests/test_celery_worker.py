@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from zc_events import legacy
+from zc_events import legacy, legacy_redis
 from zc_events.testing.conformance import wait_for_records
 from zc_events_celery.testing import CeleryWorker
 
@@ -63,7 +63,7 @@ def test_old_client_message_is_answered(
     response_key = str(uuid.uuid4())
     message = legacy.build_request(envelope, response_key)
     publish_raw(service.exchange, message.body, **message.properties)
-    raw = legacy.wait_reply(redis_client, response_key, 10, key="conformance.add")
+    raw = legacy_redis.wait_reply(redis_client, response_key, 10, key="conformance.add")
     assert raw == b'{"data":{"answer":3},"has_errors":false,"errors":[]}'
     assert redis_client.ttl(response_key) == -2  # BLPOP took the only item
 
@@ -112,7 +112,7 @@ def test_bad_payloads_are_logged_and_rejected(service: Any, session_worker: Any)
             content_encoding="utf-8",
             headers=headers,
         )
-    assert session_worker.wait_for_output("rejecting malformed microservice.event message")
+    assert session_worker.wait_for_output("dead-lettering microservice.event message")
     assert session_worker.wait_for_output("key must be a string")
     assert session_worker.wait_for_output("decode")
     with service.client(timeout=10) as client:
@@ -221,3 +221,105 @@ def test_unreadable_reply_store_is_a_reply_error(service: Any) -> None:
     assert not isinstance(info.value, PublishError)
     assert "'conformance.add' was published" in str(info.value)
     assert f"reply store, Redis at 127.0.0.1:{port}/0" in str(info.value)
+
+
+def dead_letters(queue: str) -> list[tuple[dict[str, Any], bytes]]:
+    """Take every message off ``queue``: (headers, body)."""
+    import amqp
+
+    out = []
+    with amqp.Connection("127.0.0.1:5672", userid="guest", password="guest") as connection:
+        channel = connection.channel()
+        while True:
+            message = channel.basic_get(queue, no_ack=True)
+            if message is None:
+                return out
+            body = message.body
+            out.append(
+                (dict(message.headers or {}), body.encode() if isinstance(body, str) else body)
+            )
+
+
+def queue_count(queue: str) -> int:
+    import amqp
+
+    with amqp.Connection("127.0.0.1:5672", userid="guest", password="guest") as connection:
+        channel = connection.channel()
+        try:
+            return int(channel.queue_declare(queue, passive=True).message_count)
+        except Exception:
+            return 0
+
+
+def wait_until(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_failed_no_wait_work_is_dead_lettered_with_the_error(
+    service: Any, session_worker: Any
+) -> None:
+    with service.client() as client:
+        message_id = client.post_no_wait("celery-test.fail", data={"n": 1})
+        wait_until(lambda: queue_count(service.dead_queue) >= 1, 30, "a dead letter")
+    letters = [(h, b) for h, b in dead_letters(service.dead_queue) if message_id.encode() in b]
+    assert len(letters) == 1, session_worker.output
+    headers, body = letters[0]
+    assert headers["x-zc-events-error-type"] == "ValueError"
+    assert headers["x-zc-events-error-message"] == "boom {'n': 1}"
+    assert headers["x-zc-events-attempts"] == 1
+    assert headers["x-zc-events-queue"] == service.queue
+    assert headers["task"] == legacy.EVENT_TASK  # a task message: it can be replayed as it is
+    assert legacy.parse_request(body, headers).envelope.id == message_id
+
+
+def test_a_non_uuid_response_key_is_dead_lettered_without_touching_redis(
+    service: Any, session_worker: Any, redis_client: Any
+) -> None:
+    victim = f"zc-events-test-victim-{uuid.uuid4()}"
+    redis_client.rpush(victim, b"precious")
+    try:
+        envelope = legacy.Envelope.create("conformance.add", "GET", {"x": 1, "y": 2})
+        payload = legacy.build_payload(envelope, victim)
+        message = legacy.task_message(["conformance.add", payload], {}, envelope.id)
+        publish_raw(service.exchange, message.body, **message.properties)
+        wait_until(lambda: queue_count(service.dead_queue) >= 1, 30, "a dead letter")
+        assert redis_client.ttl(victim) == -1
+        assert redis_client.lrange(victim, 0, -1) == [b"precious"]
+        letters = [h for h, b in dead_letters(service.dead_queue) if envelope.id.encode() in b]
+        assert "response_key' must be a UUID" in letters[0]["x-zc-events-error"]
+    finally:
+        redis_client.delete(victim)
+
+
+def test_a_handler_that_kills_the_worker_is_dead_lettered_after_n_deliveries(
+    make_service: Any, redis_client: Any
+) -> None:
+    service = make_service()
+    attempts = f"zc-events-test-celery-attempts-{uuid.uuid4()}"
+    env = {"ZC_EVENTS_MAX_DELIVERIES": "2"}
+    try:
+        with service.client() as client:
+            with service.worker(concurrency=1, env=env) as worker:
+                message_id = client.post_no_wait("celery-test.exit", data={"list": attempts})
+                worker.process.wait(60)
+            for _restart in range(4):  # a supervisor restarting the worker each time it dies
+                if queue_count(service.dead_queue):
+                    break
+                with service.worker(concurrency=1, env=env) as worker:
+                    deadline = time.monotonic() + 60
+                    while worker.process.poll() is None and not queue_count(service.dead_queue):
+                        assert time.monotonic() < deadline, worker.output
+                        time.sleep(0.2)
+            else:
+                pytest.fail("still redelivered after 4 restarts")
+            assert redis_client.llen(attempts) == 2
+        [(headers, body)] = dead_letters(service.dead_queue)
+        assert message_id.encode() in body
+        assert headers["x-zc-events-attempts"] == 2
+        assert "ZC_EVENTS_MAX_DELIVERIES=2" in headers["x-zc-events-error"]
+    finally:
+        redis_client.delete(attempts)

@@ -48,6 +48,22 @@ def record(request: zc_events.Request) -> None:
     _redis.expire(request.data["set"], 300)
 
 
+@zc_events.handler("celery-test.fail")
+def fail(request: zc_events.Request) -> None:
+    raise ValueError(f"boom {request.data}")
+
+
+@zc_events.handler("celery-test.exit")
+def exit_now(request: zc_events.Request) -> None:
+    """Count the attempt in the Redis list ``data['list']``, then kill the worker process."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ.get("EVENTS_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    client.rpush(request.data["list"], os.getpid())
+    client.expire(request.data["list"], 300)
+    os._exit(3)
+
+
 @app.task(name="zc-events-test.add", shared=False)
 def add(x: int, y: int) -> int:
     """A plain Celery task, to compare with zc-events over Celery."""

@@ -5,11 +5,9 @@ The messages are the zc_events 0.4 wire: see docs/protocol.md, section 4.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from kombu import Exchange
@@ -26,8 +24,10 @@ from zc_events import (
     RequestTimeout,
     Response,
     Settings,
+    json_dumps,
     legacy,
 )
+from zc_events.legacy_redis import wait_reply
 
 from ._install import install, installation, resolve_names
 
@@ -38,35 +38,11 @@ __all__ = ["SERIALIZER", "CeleryBackend"]
 
 log = logging.getLogger("zc_events_celery")
 
-#: The kombu serializer the backend publishes with: strict JSON (orjson when installed), so data
-#: that is not JSON is refused before it is sent. Content type ``application/json``: any Celery
+#: The kombu serializer the backend publishes with: strict JSON with zc-events' own encoder
+#: (``zc_events.json_dumps``: orjson or ujson when installed), so data that is not JSON is
+#: refused before it is sent. Content type ``application/json``: any Celery
 #: worker, old or new, reads it with its own JSON decoder.
 SERIALIZER = "zc-events-json"
-
-
-def _json_encoder() -> Callable[[Any], bytes]:
-    try:
-        import orjson
-    except ImportError:
-        encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-        def dumps(obj: Any) -> bytes:
-            try:
-                return encoder.encode(obj).encode("utf-8")
-            except ValueError as exc:  # NaN / infinity
-                raise TypeError(str(exc)) from exc
-
-        return dumps
-
-    option = orjson.OPT_NON_STR_KEYS
-
-    def dumps_orjson(obj: Any) -> bytes:
-        try:
-            return orjson.dumps(obj, option=option)
-        except orjson.JSONEncodeError as exc:
-            raise TypeError(str(exc)) from exc
-
-    return dumps_orjson
 
 
 def _register_serializer() -> None:
@@ -74,7 +50,7 @@ def _register_serializer() -> None:
     name = registry.type_to_name.get("application/json")
     # An encoder only (decoder None): incoming application/json keeps kombu's own decoder.
     _serialization.register(
-        SERIALIZER, _json_encoder(), None, content_type="application/json", content_encoding="utf-8"
+        SERIALIZER, json_dumps, None, content_type="application/json", content_encoding="utf-8"
     )
     if name is not None:
         registry.type_to_name["application/json"] = name
@@ -167,6 +143,13 @@ class CeleryBackend(Backend):
                 set_as_current=False,
             )
             self._own_app = True
+        inst = installation(self.app)
+        if inst is not None:
+            # The app was set up by install(): its exchange, queue and reply store are the
+            # service's, unless given here.
+            exchange = exchange if exchange is not None else inst.exchange
+            queue = queue if queue is not None else inst.queue.name
+            redis_url = redis_url if redis_url is not None else inst.redis_url
         self.redis_url = self.settings.redis_url({"redis_url": redis_url})
         self.exchange_name, self.queue_name = resolve_names(
             self.settings, exchange=exchange, queue=queue
@@ -256,7 +239,7 @@ class CeleryBackend(Backend):
         envelope.reply_to = response_key
         # The task expires with the wait: a worker that gets to it later skips it.
         self._publish(envelope, response_key, None, timeout)
-        raw = legacy.wait_reply(self._redis_client(), response_key, timeout, key=envelope.key)
+        raw = wait_reply(self._redis_client(), response_key, timeout, key=envelope.key)
         return legacy.decode_response(raw)
 
     def send(self, envelope: Envelope) -> None:

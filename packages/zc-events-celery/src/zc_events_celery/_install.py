@@ -6,7 +6,7 @@ import importlib
 import logging
 import os
 import threading
-import time
+import uuid
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from kombu import Exchange, Queue
 
-from zc_events import ConfigurationError, Dispatcher, EnvelopeError, Settings, get_settings, legacy
+from zc_events import ConfigurationError, Dispatcher, Settings, get_settings, legacy
+from zc_events.serving import (
+    FAILURES_HEADER,
+    LegacyServer,
+    Outcome,
+    delivery_decision,
+    too_many_deliveries,
+)
 
 if TYPE_CHECKING:
     from celery import Celery, Task
@@ -43,8 +50,6 @@ DEFAULTS: dict[str, Any] = {
     "worker_cancel_long_running_tasks_on_connection_loss": True,
     "broker_connection_retry_on_startup": True,
 }
-#: Attempts (and pauses between them) to push a reply when Redis fails.
-_PUSH_PAUSES = (0.1, 0.5, 1.0)
 
 
 def events_queue(name: str, exchange: str) -> Queue:
@@ -70,15 +75,7 @@ def resolve_names(
     queue: str | None = None,
 ) -> tuple[str, str | None]:
     """``(exchange, queue)`` from explicit values, then settings; queue None without a service."""
-    exchange = exchange or settings.get("EVENTS_EXCHANGE", None)
-    if exchange is None:
-        # No default: a name that differs from the fleet's exchange would drop every message.
-        raise ConfigurationError(
-            "the events exchange is not set: set EVENTS_EXCHANGE (the fanout exchange the fleet "
-            "shares, e.g. the old library's value) or pass events_exchange="
-        )
-    if not isinstance(exchange, str):
-        raise ConfigurationError(f"setting EVENTS_EXCHANGE must be a string, got {exchange!r}")
+    exchange = settings.events_exchange(exchange, who="celery backend")
     if queue is None:
         name = service_name or settings.get("SERVICE_NAME", None)
         if name is not None:
@@ -101,6 +98,7 @@ class Installation:
     task: Task | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _redis: Any = field(default=None, repr=False)
+    _server: LegacyServer | None = field(default=None, repr=False)
     _redis_pid: int = field(default=0, repr=False)
     _imported: bool = field(default=False, repr=False)
     _worker_hook: bool = field(default=False, repr=False)
@@ -128,11 +126,20 @@ class Installation:
             with self._lock:
                 if self.dispatcher is None:
                     self.import_modules()
-                    from ._backend import CeleryBackend
-
-                    backend = CeleryBackend(app=self.app, settings=self.settings)
-                    self.dispatcher = backend.default_dispatcher()
+                    self.dispatcher = Dispatcher.from_settings(self.settings)
         return self.dispatcher
+
+    def server(self) -> LegacyServer:
+        """The legacy server the task runs (built on first use, after fork)."""
+        if self._server is None:
+            self._server = LegacyServer(self.get_dispatcher(), self.redis, settings=self.settings)
+        return self._server
+
+    @property
+    def dead_queue(self) -> str:
+        """Where messages that cannot be served go: ``<SERVICE_NAME>.dead``, as with RabbitMQ."""
+        name: str = self.queue.name
+        return (name[: -len(QUEUE_SUFFIX)] if name.endswith(QUEUE_SUFFIX) else name) + ".dead"
 
     def redis(self) -> Any:
         """A Redis client for replies, made after fork (one per process)."""
@@ -147,61 +154,110 @@ class Installation:
                     self._redis_pid = pid
         return self._redis
 
-    def run(self, task_id: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """The body of the ``microservice.event`` task: dispatch, then push the reply if due.
+    def run(self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """The body of the ``microservice.event`` task (``request`` is the task's request).
 
-        Raises :class:`celery.exceptions.Reject` (not requeued) for a malformed message.
+        Serves the call with :class:`zc_events.serving.LegacyServer`. A message that cannot be
+        served, or one delivered more than ``ZC_EVENTS_MAX_DELIVERIES`` times, is copied to
+        :attr:`dead_queue` with the error and rejected without requeue
+        (:class:`celery.exceptions.Reject`).
         """
-        try:
-            parsed = legacy.parse_task(list(args), kwargs, task_id=task_id)
-        except EnvelopeError as exc:
-            from celery.exceptions import Reject
-
-            log.error(
-                "rejecting malformed %s message %s: %s (args=%.500r kwargs=%.500r)",
+        task_id = getattr(request, "id", None)
+        delivery = getattr(request, "delivery_info", None) or {}
+        headers = getattr(request, "headers", None)
+        max_deliveries = self.settings.max_deliveries
+        decision, failures = delivery_decision(
+            headers, bool(delivery.get("redelivered")), max_deliveries
+        )
+        if decision == "requeue":
+            log.warning(
+                "%s message %s was delivered before and never acknowledged (a worker died "
+                "handling it?): putting it back at the end of %r, %d of %d deliveries used "
+                "(ZC_EVENTS_MAX_DELIVERIES)",
                 legacy.EVENT_TASK,
                 task_id,
-                exc,
+                self.queue.name,
+                failures,
+                max_deliveries,
+            )
+            self._publish_copy(
+                self.queue.name,
                 args,
                 kwargs,
-            )
-            raise Reject(str(exc), requeue=False) from exc
-        envelope = parsed.envelope
-        dispatcher = self.get_dispatcher()
-        if not dispatcher.handles(envelope.key):
-            # The events exchange is a fanout: every service sees every message, and only the
-            # one that handles the key answers (as zc_events 0.4 did).
-            log.debug(
-                "ignoring %s %r (id %s): not handled here",
-                envelope.method,
-                envelope.key,
-                envelope.id,
+                task_id,
+                {**(headers or {}), FAILURES_HEADER: failures},
             )
             return
-        response = dispatcher.respond(envelope)
-        if response is None or parsed.response_key is None:
-            return
-        self.push(
-            parsed.response_key, legacy.encode_response(response, key=envelope.key), envelope.key
-        )
+        if decision == "dead_letter":
+            outcome = too_many_deliveries(failures, max_deliveries)
+        else:
+            outcome = self.server().serve_task(args, kwargs, task_id)
+            failures += 1
+        if not outcome.ack:
+            self.dead_letter(outcome, args, kwargs, task_id, headers, failures)
 
-    def push(self, response_key: str, body: bytes, key: str) -> None:
-        """Push a reply, retrying briefly when Redis fails; log if it cannot be delivered."""
-        for attempt, pause in enumerate((*_PUSH_PAUSES, None)):
-            try:
-                legacy.push_reply(self.redis(), response_key, body)
-                return
-            except Exception as exc:
-                if pause is None:
-                    log.error(
-                        "could not push the reply to %r to Redis after %d attempts: %s",
-                        key,
-                        attempt + 1,
-                        exc,
-                    )
-                    raise
-                log.warning("pushing the reply to %r failed (%s); retrying", key, exc)
-                time.sleep(pause)
+    def dead_letter(
+        self,
+        outcome: Outcome,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        task_id: str | None,
+        headers: dict[str, Any] | None,
+        attempts: int,
+    ) -> None:
+        """Copy the message to :attr:`dead_queue` with the error, then reject it (no requeue)."""
+        from celery.exceptions import Reject
+
+        level = logging.WARNING if outcome.error_type is not None else logging.ERROR
+        error = f" ({outcome.error_type}: {outcome.error_message})" if outcome.error_type else ""
+        log.log(
+            level,
+            "dead-lettering %s message %s from %r to %r (key %r): %s%s",
+            legacy.EVENT_TASK,
+            task_id,
+            self.queue.name,
+            self.dead_queue,
+            outcome.key,
+            outcome.dead_letter,
+            error,
+        )
+        dead_headers = {
+            **(headers or {}),
+            **outcome.dead_letter_headers(queue=self.queue.name, attempts=attempts),
+        }
+        dead_headers.pop(FAILURES_HEADER, None)
+        self._publish_copy(self.dead_queue, args, kwargs, task_id, dead_headers)
+        raise Reject(outcome.dead_letter, requeue=False)
+
+    def _publish_copy(
+        self,
+        queue: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        task_id: str | None,
+        headers: dict[str, Any],
+    ) -> None:
+        """Publish the task message again, straight to ``queue`` (persistent, declared)."""
+        task_id = task_id or str(uuid.uuid4())
+        try:
+            message = legacy.task_message(list(args), dict(kwargs or {}), task_id)
+            body = message.body
+        except TypeError:  # not JSON (cannot happen for what Celery decoded): keep a repr
+            message = legacy.task_message([repr(args)[:10000]], {}, task_id)
+            body = message.body
+        properties = dict(message.properties)
+        task_headers = {**properties.pop("headers"), **headers}
+        with self.app.producer_or_acquire() as producer:
+            producer.publish(
+                body,
+                exchange="",
+                routing_key=queue,
+                headers=task_headers,
+                delivery_mode=2,
+                declare=[Queue(queue, durable=True)] if queue != self.queue.name else [],
+                retry=True,
+                **properties,
+            )
 
 
 #: Seconds between wake-ups of the worker's event loop (see :func:`_prompt_shutdown_step`).
@@ -320,9 +376,11 @@ def install(
         _INSTALLED[app] = inst
     else:
         inst.queue, inst.settings, inst._imported = events, settings, False
+        inst._server = None
     inst.redis_url = redis_url
     inst.modules = list(modules)
     inst.dispatcher = dispatcher
+    inst._server = None
 
     app.add_defaults(dict(DEFAULTS))
     if app.configured:
@@ -353,7 +411,7 @@ def install(
 
         def microservice_event(self: Task, *args: Any, **kwargs: Any) -> None:
             """Dispatch a zc-events call (or a zc_events 0.4 event) to this service's handlers."""
-            inst.run(self.request.id, args, kwargs)
+            inst.run(self.request, args, kwargs)
 
         inst.task = app.task(**options)(microservice_event)
     return inst.task
