@@ -102,7 +102,12 @@ class QueueConsumer:
         else:
             self._dead_letter(channel, method, properties, body, outcome, failures + 1)
 
-    def _copy_properties(self, properties: Any, headers: dict[str, Any]) -> Any:
+    @staticmethod
+    def _copy_properties(properties: Any, headers: dict[str, Any]) -> Any:
+        """A persistent copy of pika's (or pamqp's) delivery ``properties``, new ``headers``."""
+        timestamp = getattr(properties, "timestamp", None)
+        if timestamp is not None and not isinstance(timestamp, int):
+            timestamp = int(timestamp.timestamp())  # pamqp gives a datetime
         return pika.BasicProperties(
             content_type=properties.content_type,
             content_encoding=properties.content_encoding,
@@ -112,8 +117,8 @@ class QueueConsumer:
             correlation_id=properties.correlation_id,
             reply_to=properties.reply_to,
             message_id=properties.message_id,
-            timestamp=properties.timestamp,
-            type=properties.type,
+            timestamp=timestamp,
+            type=getattr(properties, "type", None) or getattr(properties, "message_type", None),
             app_id=properties.app_id,
         )
 
