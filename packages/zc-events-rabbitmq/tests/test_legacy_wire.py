@@ -133,7 +133,7 @@ def replay(broker: Any, service: Any, golden: str, response_key: str | None = No
 def test_captured_get_is_answered_as_the_old_worker_answered(
     service: Any, broker: Any, redis_client: Any, old_fleet_peer: Any, wait_for: Any
 ) -> None:
-    response_key = f"zc-events-test-{uuid.uuid4()}"
+    response_key = str(uuid.uuid4())  # a UUID, as servers require
     replay(broker, service, "get_request.json", response_key)
     wait_for(lambda: redis_client.exists(response_key), 10, "the reply")
     assert redis_client.type(response_key) == b"list"
@@ -148,7 +148,7 @@ def test_captured_failing_get_gets_the_old_error_shape(
     service: Any, broker: Any, redis_client: Any, old_fleet_peer: Any
 ) -> None:
     old = capture("get_request.json")
-    response_key = f"zc-events-test-{uuid.uuid4()}"
+    response_key = str(uuid.uuid4())  # a UUID, as servers require
     # the capture of get('add', data={'x': 1}) is the reply only; make its request from get's
     body = (
         old["body"]["raw"]
@@ -194,7 +194,7 @@ def test_captured_no_wait_and_deprecated_event_reach_their_handlers(
 def test_keys_this_service_does_not_handle_are_left_to_the_others(
     service: Any, broker: Any, redis_client: Any, old_fleet_peer: Any
 ) -> None:
-    response_key = f"zc-events-test-{uuid.uuid4()}"
+    response_key = str(uuid.uuid4())  # a UUID, as servers require
     old = capture("get_request.json")
     body = (
         old["body"]["raw"]

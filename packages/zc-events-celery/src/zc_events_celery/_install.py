@@ -208,24 +208,14 @@ class Installation:
         """Copy the message to :attr:`dead_queue` with the error, then reject it (no requeue)."""
         from celery.exceptions import Reject
 
-        level = logging.WARNING if outcome.error_type is not None else logging.ERROR
-        error = f" ({outcome.error_type}: {outcome.error_message})" if outcome.error_type else ""
-        log.log(
-            level,
-            "dead-lettering %s message %s from %r to %r (key %r): %s%s",
-            legacy.EVENT_TASK,
-            task_id,
-            self.queue.name,
-            self.dead_queue,
-            outcome.key,
-            outcome.dead_letter,
-            error,
+        dead_headers = outcome.dead_letter_copy(
+            headers,
+            queue=self.queue.name,
+            dead_queue=self.dead_queue,
+            attempts=attempts,
+            what=f"{legacy.EVENT_TASK} message {task_id}",
+            logger=log,
         )
-        dead_headers = {
-            **(headers or {}),
-            **outcome.dead_letter_headers(queue=self.queue.name, attempts=attempts),
-        }
-        dead_headers.pop(FAILURES_HEADER, None)
         self._publish_copy(self.dead_queue, args, kwargs, task_id, dead_headers)
         raise Reject(outcome.dead_letter, requeue=False)
 

@@ -367,23 +367,8 @@ class Dispatcher:
             )
         return Envelope.decode(body)
 
-    def handle_envelope(self, envelope: Envelope) -> bytes | None:
-        """Like :meth:`handle` for an already decoded envelope."""
-        if self._skip_expired(envelope):
-            return None
-        response = self.respond(envelope)
-        return None if response is None else self.encode_response(envelope, response)
-
-    async def ahandle_envelope(
-        self, envelope: Envelope, *, executor: Executor | None = None
-    ) -> bytes | None:
-        """Like :meth:`handle_envelope`, for async workers (see :meth:`adispatch`)."""
-        if self._skip_expired(envelope):
-            return None
-        response = await self.arespond(envelope, executor=executor)
-        return None if response is None else self.encode_response(envelope, response)
-
-    def _skip_expired(self, envelope: Envelope) -> bool:
+    def skip_expired(self, envelope: Envelope) -> bool:
+        """True (with a warning) when nobody waits for ``envelope`` any more: skip it."""
         if not envelope.expired():
             return False
         log.warning(
@@ -395,6 +380,22 @@ class Dispatcher:
             -(envelope.time_left() or 0.0),
         )
         return True
+
+    def handle_envelope(self, envelope: Envelope) -> bytes | None:
+        """Like :meth:`handle` for an already decoded envelope."""
+        if self.skip_expired(envelope):
+            return None
+        response = self.respond(envelope)
+        return None if response is None else self.encode_response(envelope, response)
+
+    async def ahandle_envelope(
+        self, envelope: Envelope, *, executor: Executor | None = None
+    ) -> bytes | None:
+        """Like :meth:`handle_envelope`, for async workers (see :meth:`adispatch`)."""
+        if self.skip_expired(envelope):
+            return None
+        response = await self.arespond(envelope, executor=executor)
+        return None if response is None else self.encode_response(envelope, response)
 
     def respond(self, envelope: Envelope) -> Response | None:
         """Dispatch; return the Response when a reply is due, else log failures and return None."""

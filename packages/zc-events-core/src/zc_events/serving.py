@@ -105,6 +105,35 @@ class Outcome:
             headers[ERROR_MESSAGE_HEADER] = (self.error_message or "")[:_MAX_HEADER_TEXT]
         return headers
 
+    def dead_letter_copy(
+        self,
+        headers: Mapping[str, Any] | None,
+        *,
+        queue: str,
+        dead_queue: str,
+        attempts: int,
+        what: str = "a message",
+        logger: logging.Logger = log,
+    ) -> dict[str, Any]:
+        """Log the one line about dead-lettering this message from ``queue`` to ``dead_queue``
+        (ERROR; WARNING for a failed handler, whose error the dispatcher logged) and return the
+        headers of its copy: the message's own plus :meth:`dead_letter_headers`."""
+        error = f" ({self.error_type}: {self.error_message})" if self.error_type else ""
+        logger.log(
+            logging.WARNING if self.error_type is not None else logging.ERROR,
+            "dead-lettering %s from %r to %r (key %r, id %s): %s%s",
+            what,
+            queue,
+            dead_queue,
+            self.key,
+            self.id,
+            self.dead_letter,
+            error,
+        )
+        copy = {**(headers or {}), **self.dead_letter_headers(queue=queue, attempts=attempts)}
+        copy.pop(FAILURES_HEADER, None)
+        return copy
+
 
 def _utc_now() -> str:
     now = datetime.datetime.now(datetime.UTC)
@@ -155,14 +184,7 @@ def serve_native(
     except Exception as exc:
         return _failed(exc, "decoding")
     try:
-        if envelope.expired():
-            log.warning(
-                "skipping %s %r (id %s): its deadline passed %.3f s ago",
-                envelope.method,
-                envelope.key,
-                envelope.id,
-                -(envelope.time_left() or 0.0),
-            )
+        if dispatcher.skip_expired(envelope):
             return Outcome(key=envelope.key, id=envelope.id)
         response = dispatcher.dispatch(envelope)
         if envelope.reply_to is None:

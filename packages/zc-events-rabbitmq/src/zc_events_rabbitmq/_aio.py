@@ -41,9 +41,9 @@ from zc_events import (
 )
 
 from ._amqp import REPLY_TO, describe_url
+from ._consumers import MAX_PRIORITY
 from ._legacy import LegacyRabbitMQBackend
 from ._native import CONTENT_TYPE, PERSISTENT, RabbitMQBackend, _check_routing_key
-from ._worker import MAX_PRIORITY
 
 __all__ = ["CONNECTION_ERRORS", "AsyncLegacyRabbitMQBackend", "AsyncRabbitMQBackend"]
 

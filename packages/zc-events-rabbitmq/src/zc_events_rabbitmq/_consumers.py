@@ -148,26 +148,17 @@ class QueueConsumer:
         outcome: Outcome,
         attempts: int,
     ) -> None:
-        level = logging.WARNING if outcome.error_type is not None else logging.ERROR
-        error = f" ({outcome.error_type}: {outcome.error_message})" if outcome.error_type else ""
-        log.log(
-            level,
-            "dead-lettering a %smessage from %r to %r (key %r, id %s, delivery %s, %d bytes): %s%s",
-            self.protocol,
-            self.queue,
-            self.dead_queue,
-            outcome.key or method.routing_key,
-            outcome.id or properties.correlation_id or properties.message_id,
-            method.delivery_tag,
-            len(body),
-            outcome.dead_letter,
-            error,
+        headers = outcome.dead_letter_copy(
+            properties.headers,
+            queue=self.queue,
+            dead_queue=self.dead_queue,
+            attempts=attempts,
+            what=(
+                f"a {self.protocol}message (routing key {method.routing_key!r}, delivery "
+                f"{method.delivery_tag}, {len(body)} bytes)"
+            ),
+            logger=log,
         )
-        headers = {
-            **(properties.headers or {}),
-            **outcome.dead_letter_headers(queue=self.queue, attempts=attempts),
-        }
-        headers.pop(FAILURES_HEADER, None)
         # No expiration on the copy: a dead letter stays until someone looks at it.
         channel.basic_publish("", self.dead_queue, body, self._copy_properties(properties, headers))
         channel.basic_ack(method.delivery_tag)
