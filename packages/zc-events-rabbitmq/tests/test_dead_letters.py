@@ -63,10 +63,14 @@ def test_replies_go_only_to_direct_reply_to_names(service: Any, broker: Any, wai
             publish_native(
                 broker, service, "fault.ping", body, reply_to=victim, correlation_id=envelope.id
             )
-            wait_for(lambda: envelope.id in worker.log, 20, "the worker to log the refusal")
+            wait_for(lambda: envelope.id in worker.output, 20, "the worker to log the refusal")
             assert client.get("fault.ping", data=2).data["pong"] == 2
         assert broker.count(victim) == 0
-        line = next(line for line in worker.log.splitlines() if envelope.id in line)
+        line = next(
+            line
+            for line in worker.output.splitlines()
+            if envelope.id in line and "reply-to" in line
+        )
         assert "WARNING" in line and "'fault.ping'" in line and "direct reply-to" in line
     finally:
         broker.delete(queues=[victim])
@@ -133,12 +137,12 @@ def test_any_undecodable_message_is_dead_lettered_with_one_error_line(
         with legacy_client:
             assert legacy_client.get("fault.ping", data=4, timeout=10).data["pong"] == 4
     assert sorted(body for _, body in broker.get_all(dead)) == sorted(bodies)
-    log = worker.log
+    log = worker.output
     errors = [line for line in log.splitlines() if " ERROR " in line]
     assert len([e for e in errors if "dead-lettering" in e]) == len(bodies), log
     assert "Traceback" not in log
     assert "reconnecting" not in log  # no exception reached pika's callback
-    assert worker.proc.poll() is None
+    assert worker.poll() is None
 
 
 def test_redis_outage_never_reaches_rabbitmq_nor_reruns_the_handler(
@@ -153,15 +157,15 @@ def test_redis_outage_never_reaches_rabbitmq_nor_reruns_the_handler(
         service.wait_ready(client, "fault.ping")
         envelope = Envelope.create("fault.log", "POST", {"i": 7})
         publish_legacy(broker, service, legacy.build_request(envelope, str(uuid.uuid4())))
-        wait_for(lambda: "could not push the reply" in worker.log, 60, "the push to give up")
+        wait_for(lambda: "could not push the reply" in worker.output, 60, "the push to give up")
         time.sleep(1)  # a redelivery, if any, would run the handler again by now
         assert handled(log) == [7]
         assert broker.count(f"{service.name}-events") == 0
         assert broker.count(f"{service.name}.dead") == 0
         # the AMQP side is untouched: the same worker keeps serving
         assert client.get("fault.ping", data=5).data["pong"] == 5
-    assert "attempt 2 of 4" in worker.log and "reconnecting" not in worker.log
-    assert worker.proc.poll() is None
+    assert "attempt 2 of 4" in worker.output and "reconnecting" not in worker.output
+    assert worker.poll() is None
 
 
 @pytest.mark.parametrize("protocol", ["native", "legacy"])
@@ -180,10 +184,10 @@ def test_a_handler_that_kills_the_worker_is_dead_lettered_after_n_deliveries(
             publish_legacy(broker, service, legacy.build_request(envelope, None))
         dead = f"{service.name}.dead"
         for _restart in range(6):  # a supervisor restarting the worker each time it dies
-            wait_for(lambda w=worker: w.proc.poll() is not None or broker.count(dead), 60)
+            wait_for(lambda w=worker: w.poll() is not None or broker.count(dead), 60)
             if broker.count(dead):
                 break
-            assert worker.proc.returncode == 3, worker.log
+            assert worker.returncode == 3, worker.output
             worker = service.start(MODULES, legacy=True, extra_env=env, concurrency=1)
         else:
             pytest.fail(f"still redelivered after 6 restarts; handled {handled(log)}")
@@ -193,7 +197,7 @@ def test_a_handler_that_kills_the_worker_is_dead_lettered_after_n_deliveries(
     assert envelope.id.encode() in body
     assert props.headers[ATTEMPTS_HEADER] == 3
     assert "ZC_EVENTS_MAX_DELIVERIES=3" in props.headers[ERROR_HEADER]
-    assert worker.proc.poll() is None
+    assert worker.poll() is None
 
 
 @pytest.mark.parametrize("protocol", ["native", "legacy"])
@@ -229,6 +233,6 @@ def test_failed_no_wait_work_is_dropped_when_the_setting_is_off(
     with service.client() as client:
         service.wait_ready(client, "fault.ping")
         message_id = client.post_no_wait("fault.fail", data={"n": 2})
-        wait_for(lambda: message_id in worker.log, 20, "the failure to be logged")
+        wait_for(lambda: message_id in worker.output, 20, "the failure to be logged")
     assert broker.count(f"{service.name}.dead") == 0
     assert broker.count(service.name) == 0

@@ -352,19 +352,24 @@ class Dispatcher:
         which the transport should dead-letter, including bodies over
         ``ZC_EVENTS_MAX_MESSAGE_BYTES``.
         """
-        return self.handle_envelope(self._decode(body))
+        return self.handle_envelope(self.decode(body))
 
     async def ahandle(self, body: bytes | str, *, executor: Executor | None = None) -> bytes | None:
         """Like :meth:`handle`, for async workers (see :meth:`adispatch`)."""
-        return await self.ahandle_envelope(self._decode(body), executor=executor)
+        return await self.ahandle_envelope(self.decode(body), executor=executor)
 
-    def _decode(self, body: bytes | str) -> Envelope:
+    def check_size(self, body: bytes | str) -> None:
+        """Raise :class:`EnvelopeError` if ``body`` is over ``ZC_EVENTS_MAX_MESSAGE_BYTES``."""
         if len(body) > self.max_message_bytes:
             raise EnvelopeError(
                 f"message is {len(body)} bytes, over ZC_EVENTS_MAX_MESSAGE_BYTES "
                 f"({self.max_message_bytes}); large bodies go through the s3_claim_check "
                 "middleware"
             )
+
+    def decode(self, body: bytes | str) -> Envelope:
+        """The envelope in wire bytes; :class:`EnvelopeError` if malformed or too large."""
+        self.check_size(body)
         return Envelope.decode(body)
 
     def skip_expired(self, envelope: Envelope) -> bool:

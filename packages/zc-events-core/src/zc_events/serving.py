@@ -44,6 +44,9 @@ __all__ = [
     "LegacyServer",
     "Outcome",
     "delivery_decision",
+    "failed_dispatch",
+    "native_envelope",
+    "native_outcome",
     "serve_native",
     "too_many_deliveries",
 ]
@@ -177,22 +180,53 @@ def serve_native(
     """Serve one native envelope (its wire bytes) with ``dispatcher``; never raises.
 
     The reply (for a waiting request) is in ``Outcome.reply``; an expired request is
-    acknowledged without a reply (nobody waits for it).
+    acknowledged without a reply (nobody waits for it). An asyncio worker does the same with
+    :func:`native_envelope`, ``await dispatcher.adispatch(envelope)`` and :func:`native_outcome`.
     """
+    envelope = native_envelope(dispatcher, body)
+    if isinstance(envelope, Outcome):
+        return envelope
     try:
-        envelope = Envelope.decode(body)
+        response = dispatcher.dispatch(envelope)
+    except Exception as exc:
+        return failed_dispatch(envelope, exc)
+    return native_outcome(dispatcher, envelope, response, dead_letter_failed_no_wait)
+
+
+def native_envelope(dispatcher: Dispatcher, body: bytes) -> Envelope | Outcome:
+    """The envelope to dispatch, or the Outcome when there is nothing to dispatch: a message
+    that cannot be decoded (dead-letter) or whose deadline passed (acknowledge). Never raises."""
+    try:
+        envelope = dispatcher.decode(body)
     except Exception as exc:
         return _failed(exc, "decoding")
     try:
         if dispatcher.skip_expired(envelope):
             return Outcome(key=envelope.key, id=envelope.id)
-        response = dispatcher.dispatch(envelope)
+    except Exception as exc:
+        return failed_dispatch(envelope, exc)
+    return envelope
+
+
+def failed_dispatch(envelope: Envelope, exc: BaseException) -> Outcome:
+    """The outcome of a message whose dispatching raised (dead-letter it)."""
+    outcome = _failed(exc, f"dispatching {envelope.method} {envelope.key!r}")
+    return Outcome(dead_letter=outcome.dead_letter, key=envelope.key, id=envelope.id)
+
+
+def native_outcome(
+    dispatcher: Dispatcher,
+    envelope: Envelope,
+    response: Response,
+    dead_letter_failed_no_wait: bool = True,
+) -> Outcome:
+    """What to do once ``envelope`` was dispatched: reply, acknowledge or dead-letter."""
+    try:
         if envelope.reply_to is None:
             return _after_no_wait(envelope, response, dead_letter_failed_no_wait)
         reply = dispatcher.encode_response(envelope, response)
     except Exception as exc:
-        outcome = _failed(exc, f"dispatching {envelope.method} {envelope.key!r}")
-        return Outcome(dead_letter=outcome.dead_letter, key=envelope.key, id=envelope.id)
+        return failed_dispatch(envelope, exc)
     return Outcome(reply=reply, key=envelope.key, id=envelope.id)
 
 
@@ -265,6 +299,7 @@ class LegacyServer:
     def serve_body(self, body: bytes, headers: Mapping[str, Any] | None) -> Outcome:
         """Serve a request from its AMQP body and headers (Celery protocol 2 or 1)."""
         try:
+            self.dispatcher.check_size(body)
             request = legacy.parse_request(body, headers)
         except Exception as exc:
             return _failed(exc, "decoding")
@@ -299,8 +334,7 @@ class LegacyServer:
                 return _after_no_wait(envelope, response, self.dead_letter_failed_no_wait)
             body = legacy.encode_response(response, key=envelope.key)
         except Exception as exc:
-            outcome = _failed(exc, f"dispatching {envelope.method} {envelope.key!r}")
-            return Outcome(dead_letter=outcome.dead_letter, key=envelope.key, id=envelope.id)
+            return failed_dispatch(envelope, exc)
         push_reply_with_retry(
             self.redis, request.response_key, body, key=envelope.key, backoff=self.push_backoff
         )

@@ -22,9 +22,8 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
-import pika
-
-from zc_events import Dispatcher, EnvelopeError
+from zc_events import Dispatcher, serving
+from zc_events.serving import Outcome
 
 from ._aio_load import has_async_handlers, is_async
 
@@ -85,16 +84,19 @@ class AsyncOffload:
         if not is_async(self.dispatcher.handler_for(method.routing_key)):
             self.consumer.handle(channel, method, properties, body)
             return
+        failures = self.consumer.admit(channel, method, properties, body)
+        if failures is None:  # put back in the queue or dead-lettered (delivery limit)
+            return
         key = id(channel)
         with self._lock:
             self._pending[key] = self._pending.get(key, 0) + 1
         ioloop = channel.connection.ioloop
-        future = asyncio.run_coroutine_threadsafe(self.dispatcher.ahandle(body), self.loop)
+        future = asyncio.run_coroutine_threadsafe(self._serve(body), self.loop)
 
-        def done(future: Future[bytes | None]) -> None:
+        def done(future: Future[Outcome]) -> None:
             try:
                 ioloop.add_callback_threadsafe(
-                    lambda: self._finish(channel, method, properties, body, future)
+                    lambda: self._finish(channel, method, properties, body, future, failures)
                 )
             except Exception:  # the connection is gone: the broker redelivers the message
                 log.warning(
@@ -114,52 +116,37 @@ class AsyncOffload:
             else:
                 self._pending.pop(key, None)
 
+    async def _serve(self, body: bytes) -> Outcome:
+        """The native serving of :mod:`zc_events.serving`, awaiting the async handler."""
+        envelope = serving.native_envelope(self.dispatcher, body)
+        if isinstance(envelope, Outcome):
+            return envelope
+        try:
+            response = await self.dispatcher.adispatch(envelope)
+        except Exception as exc:
+            return serving.failed_dispatch(envelope, exc)
+        return serving.native_outcome(
+            self.dispatcher, envelope, response, self.consumer.dead_letter_failed_no_wait
+        )
+
     def _finish(
-        self, channel: Any, method: Any, properties: Any, body: bytes, future: Future[Any]
+        self,
+        channel: Any,
+        method: Any,
+        properties: Any,
+        body: bytes,
+        future: Future[Outcome],
+        failures: int,
     ) -> None:
         """Reply and acknowledge (or dead-letter), on the consumer thread."""
         try:
             if channel.is_closed:
                 return  # the broker redelivers the message
             try:
-                reply = future.result()
-            except EnvelopeError as exc:
-                log.error(
-                    "dead-lettering an undecodable message (routing key %r, delivery %s, "
-                    "%d bytes): %s",
-                    method.routing_key,
-                    method.delivery_tag,
-                    len(body),
-                    exc,
-                )
-                channel.basic_reject(method.delivery_tag, requeue=False)
-                return
-            except Exception as exc:
-                log.error(
-                    "dead-lettering a message that could not be handled (routing key %r): %r",
-                    method.routing_key,
-                    exc,
-                )
-                channel.basic_reject(method.delivery_tag, requeue=False)
-                return
-            if reply is not None:
-                if properties.reply_to:
-                    channel.basic_publish(
-                        "",
-                        properties.reply_to,
-                        reply,
-                        pika.BasicProperties(
-                            content_type="application/json",
-                            correlation_id=properties.correlation_id,
-                        ),
-                    )
-                else:
-                    log.warning(
-                        "a request for %r (id %s) has no reply_to property; reply dropped",
-                        method.routing_key,
-                        properties.correlation_id,
-                    )
-            channel.basic_ack(method.delivery_tag)
+                outcome = future.result()
+            except Exception as exc:  # a bug: dead-letter rather than loop on the message
+                outcome = Outcome(dead_letter=f"serving failed: {type(exc).__name__}: {exc}")
+            self.consumer.complete(channel, method, properties, body, outcome, failures)
         finally:
             self._done(id(channel))
 

@@ -78,26 +78,54 @@ class QueueConsumer:
         """Send ``outcome.reply`` back to the caller, if the transport replies over AMQP."""
 
     def handle(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        failures = 0
+        failures = self.admit(channel, method, properties, body)
+        if failures is None:
+            return
+        try:
+            outcome = self.serve(body, properties)
+        except Exception as exc:  # a bug: dead-letter rather than loop on the message
+            outcome = Outcome(dead_letter=f"serving failed: {type(exc).__name__}: {exc}")
+        self.complete(channel, method, properties, body, outcome, failures)
+
+    def admit(self, channel: Any, method: Any, properties: Any, body: bytes) -> int | None:
+        """Apply the delivery limit. Returns the earlier failed deliveries of a message to
+        serve now, or None when the message was put back in the queue or dead-lettered."""
         try:
             decision, failures = delivery_decision(
                 properties.headers, bool(method.redelivered), self.max_deliveries
             )
             if decision == "requeue":
                 self._requeue(channel, method, properties, body, failures)
-                return
+                return None
             if decision == "dead_letter":
                 outcome = too_many_deliveries(failures, self.max_deliveries)
                 self._dead_letter(channel, method, properties, body, outcome, failures)
-                return
-            outcome = self.serve(body, properties)
-            if outcome.ack:
-                self.send_reply(channel, method, properties, outcome)
+                return None
         except CONNECTION_ERRORS:
             raise
-        except Exception as exc:  # a bug: dead-letter rather than loop on the message
-            outcome = Outcome(dead_letter=f"serving failed: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # unreadable headers: serve it once more, then the limit
+            log.warning("cannot apply the delivery limit on %r: %r", self.queue, exc)
+            return 0
+        return failures
+
+    def complete(
+        self,
+        channel: Any,
+        method: Any,
+        properties: Any,
+        body: bytes,
+        outcome: Outcome,
+        failures: int,
+    ) -> None:
+        """Reply and acknowledge, or dead-letter, a served message. Raises only connection
+        errors."""
         if outcome.ack:
+            try:
+                self.send_reply(channel, method, properties, outcome)
+            except CONNECTION_ERRORS:
+                raise
+            except Exception as exc:
+                log.error("could not reply to %r (id %s): %r", outcome.key, outcome.id, exc)
             channel.basic_ack(method.delivery_tag)
         else:
             self._dead_letter(channel, method, properties, body, outcome, failures + 1)
