@@ -214,7 +214,7 @@ def _method(value: object) -> str:
     if value is None:
         return "POST"
     method = value.upper() if isinstance(value, str) else value
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise EnvelopeError(
             f"legacy payload field '_backend.method' must be one of {', '.join(sorted(METHODS))}, "
             f"got {value!r}",

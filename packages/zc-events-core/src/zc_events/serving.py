@@ -299,8 +299,9 @@ class LegacyServer:
     def serve_body(self, body: bytes, headers: Mapping[str, Any] | None) -> Outcome:
         """Serve a request from its AMQP body and headers (Celery protocol 2 or 1)."""
         try:
-            self.dispatcher.check_size(body)
-            request = legacy.parse_request(body, headers)
+            request = legacy.parse_request(
+                body, headers, max_bytes=self.dispatcher.max_message_bytes
+            )
         except Exception as exc:
             return _failed(exc, "decoding")
         return self.serve_request(request)
