@@ -21,11 +21,6 @@ CELERY_EXCHANGES = ("celeryev", "celery.pidbox", "reply.celery.pidbox")
 
 
 @pytest.mark.celery
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11.1: the Celery client and the worker's reply path ignore "
-    "install(events_exchange=) until h1-legacy's fix lands",
-)
 def test_celery_example(readme_steps: Callable[[str], list[Any]], output_matches: Any) -> None:
     from zc_events_rabbitmq.testing import delete_broker_objects
 
