@@ -148,7 +148,7 @@ def test_dead_list_and_replay(
     worker = service.start(MODULES)
     with service.client() as client:
         service.wait_ready(client, "obs.inner")
-    # A message the worker cannot read: it rejects it and the broker dead-letters it.
+    # A message the worker cannot read: it copies it to the dead-letter queue with the reason.
     broker.publish(service.exchange, "obs.record", b"not json", message_id="garbage-1")
     wait_for(lambda: broker.count(f"{service.name}.dead") == 1, what="the rejected message")
     # A readable message a worker dead-lettered with the x-zc-events-* headers (a failed
@@ -168,7 +168,7 @@ def test_dead_list_and_replay(
     lines = listed.stdout.splitlines()
     assert lines[0].split() == ["ID", "KEY", "METHOD", "FIRST", "SEEN", "SIZE", "REASON"]
     garbage = next(line for line in lines if line.startswith("garbage-1 "))
-    assert "rejected" in garbage and " 8 " in garbage
+    assert "decoding failed: EnvelopeError" in garbage and " 8 " in garbage
     readable = next(line for line in lines if line.startswith(envelope.id))
     assert "obs.record" in readable and "POST" in readable
     assert "2026-01-31T12:00:00" in readable and "the handler failed" in readable

@@ -126,7 +126,7 @@ class Installation:
             with self._lock:
                 if self.dispatcher is None:
                     self.import_modules()
-                    self.dispatcher = Dispatcher.from_settings(self.settings)
+                    self.dispatcher = Dispatcher.from_settings(self.settings, "celery")
         return self.dispatcher
 
     def server(self) -> LegacyServer:

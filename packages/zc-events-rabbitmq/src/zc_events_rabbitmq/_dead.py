@@ -22,6 +22,7 @@ import pika
 import pika.exceptions
 
 from zc_events import ConfigurationError, DeadLetter, Envelope, EnvelopeError, PublishError, legacy
+from zc_events.serving import ERROR_HEADER, FAILED_AT_HEADER, QUEUE_HEADER
 
 from ._amqp import CONNECTION_ERRORS, Outgoing, describe_url
 
@@ -32,10 +33,6 @@ __all__ = ["list_dead_letters", "replay_dead_letters"]
 
 log = logging.getLogger("zc_events.rabbitmq")
 
-#: The ``x-zc-events-*`` headers a worker adds to a dead-lettered copy.
-ERROR_HEADER = "x-zc-events-error"
-FAILED_AT_HEADER = "x-zc-events-failed-at"
-QUEUE_HEADER = "x-zc-events-queue"
 _DROP_ON_REPLAY = ("x-death", "x-first-death-", "x-last-death-", "x-zc-events-")
 
 
