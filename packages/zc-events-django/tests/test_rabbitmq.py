@@ -7,6 +7,7 @@ and is deleted afterwards.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -77,3 +78,26 @@ def test_drf_views_over_rabbitmq(served: zc_events.EventClient) -> None:
     while served.get("orders", headers={"pk": pk}).status != 404:
         assert time.monotonic() < deadline, "the no-wait DELETE was not handled"
         time.sleep(0.1)
+
+
+def test_a_refused_login_ends_the_worker_with_one_line_and_status_2(tmp_path: Path) -> None:
+    from zc_events.testing import run_worker
+
+    project = Path(__file__).parent / "project"
+    env = {
+        "DJANGO_SETTINGS_MODULE": "zcdjango_test.settings",
+        "ZCDJANGO_TEST_DB": str(tmp_path / "db.sqlite3"),
+        "SERVICE_NAME": f"zc-events-django-test-{uuid.uuid4().hex[:12]}",
+        "ZC_EVENTS_BACKEND": "rabbitmq",
+        "ZC_EVENTS_BACKEND_OPTIONS": json.dumps({"url": "amqp://guest:nope@127.0.0.1:5672/%2F"}),
+    }
+    manage = [sys.executable, str(project / "manage.py"), "zc_events_worker"]
+    with run_worker(argv=manage, env=env, pythonpath=[project], ready=None) as worker:
+        assert worker.wait(60) == 2
+    assert worker.lines[-1] == (
+        "CommandError: cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:5672/%2F: the "
+        "broker refused the login (403 ACCESS_REFUSED - Login was refused using authentication "
+        "mechanism PLAIN): check the user name and password in the URL"
+    )
+    assert "Traceback" not in worker.output
+    assert "nope" not in worker.output

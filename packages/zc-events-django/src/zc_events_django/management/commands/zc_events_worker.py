@@ -47,6 +47,8 @@ class Command(BaseCommand):
         configure_logging(int(options.get("verbosity", 1)))
         try:
             zc_events.serve(options["backend"], options["modules"])
+        except zc_events.ConfigurationError as exc:  # e.g. a refused login: exit 2, as the CLI
+            raise CommandError(str(exc), returncode=2) from exc
         except zc_events.ZcEventsError as exc:
             raise CommandError(str(exc)) from exc
         except OSError as exc:  # e.g. a broker that refuses connections
