@@ -290,3 +290,42 @@ def test_dead_replay_signs_the_copy_afresh(
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     wait_for(out.exists, what="the re-signed copy to be handled")
     assert json.loads(out.read_text())["id"] == envelope.id
+
+
+def test_a_worker_stuck_in_its_handlers_is_not_consuming(
+    service: Service, monkeypatch: pytest.MonkeyPatch, wait_for: Callable[..., Any]
+) -> None:
+    """What ``--health-file`` asks: a worker whose every thread hangs in a handler stops
+    counting as consuming (its file goes stale), and counts again once they return."""
+    import threading
+
+    import zc_events_rabbitmq._worker as worker_module
+    from zc_events import Dispatcher, HandlerRegistry, Settings
+    from zc_events_rabbitmq import RabbitMQBackend
+
+    monkeypatch.setattr(worker_module, "WEDGED_AFTER", 1.0)
+    release = threading.Event()
+    registry = HandlerRegistry()
+    registry.register("obs.hang", lambda request: release.wait(60))
+    backend = RabbitMQBackend(
+        settings=Settings({"SERVICE_NAME": service.name}),
+        exchange=service.exchange,
+        url=AMQP_URL,
+        concurrency=1,
+    )
+    serving = threading.Thread(target=backend.serve, args=(Dispatcher([registry]),))
+    serving.start()
+    try:
+        wait_for(backend.is_consuming, what="the worker to consume")
+        with service.client() as client:
+            client.post_no_wait("obs.hang")
+        wait_for(lambda: not backend.is_consuming(), what="the hung worker to stop counting")
+        release.set()
+        wait_for(backend.is_consuming, what="the worker to count again")
+    finally:
+        release.set()
+        backend.stop()
+        serving.join(60)
+        backend.close()
+    assert not serving.is_alive()
+    assert not backend.is_consuming()

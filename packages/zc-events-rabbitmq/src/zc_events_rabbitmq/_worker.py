@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import pika
@@ -44,6 +45,9 @@ BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 10.0
 #: How often an idle consumer thread looks at the stop flag.
 POLL_SECONDS = 0.2
+#: A consumer thread that has not come back to its I/O loop for this long (its handler hangs)
+#: does not count as consuming for :meth:`Worker.is_consuming` (``--health-file``).
+WEDGED_AFTER = 60.0
 
 
 class _Fatal(Exception):
@@ -75,11 +79,15 @@ class Worker:
         self._started: set[int] = set()
         self._ready = threading.Event()
         self._consuming: set[int] = set()  # the threads connected and consuming now
+        self._beats: dict[int, float] = {}  # thread -> when it last ran its I/O loop
         backend.worker = self
 
     def is_consuming(self) -> bool:
-        """True while some consumer thread is connected and consuming."""
-        return bool(self._consuming)
+        """True while some consumer thread is connected and consuming, and has run its I/O
+        loop within :data:`WEDGED_AFTER` seconds (not stuck in a handler that hangs)."""
+        now = time.monotonic()
+        beats = self._beats
+        return any(now - beats.get(n, now) < WEDGED_AFTER for n in list(self._consuming))
 
     def run(self, stopping: threading.Event) -> None:
         """Consume until ``stopping`` is set, then finish in-flight messages and return.
@@ -257,15 +265,18 @@ class Worker:
         setup.close()
         with self._state_lock:
             self._started.add(n)
+            self._beats[n] = time.monotonic()
             self._consuming.add(n)
             if len(self._started) == self.backend.concurrency:
                 self._ready.set()
+        beats = self._beats
         while not stopping.is_set():
             wait_until(
                 connection,
                 lambda: stopping.is_set() or any(c.is_closed for c in channels),
                 POLL_SECONDS,
             )
+            beats[n] = time.monotonic()
             for channel in channels:
                 _raise_if_closed(channel)
         # Messages whose async handler still runs on the worker's loop reply and ack from here.
