@@ -93,7 +93,8 @@ class OpenTelemetryMiddleware(Middleware):
     the OpenTelemetry SDK, or ``opentelemetry-instrument``, configures).
 
     List it first in ``ZC_EVENTS_MIDDLEWARE`` so its headers are added before a signature is
-    computed, and its server span covers the other middleware.
+    computed; a request that an inner middleware refuses (a bad signature) still gets a server
+    span, marked as failed.
     """
 
     def __init__(
