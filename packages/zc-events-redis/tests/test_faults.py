@@ -131,12 +131,15 @@ def test_poison_messages_are_dead_lettered_with_the_reason(
     dead = dead_letters(redis_client, service)
     from_ping = [d for d in dead if d["stream"] == ping]  # in order: one thread, one stream
     reasons = [d["reason"] for d in from_ping]
-    assert reasons[0].startswith("undecodable: message is not valid JSON")
+    assert reasons[0].startswith("decoding failed: EnvelopeError: message is not valid JSON")
     assert "no 'e' field" in reasons[1]
     assert "is not the key of the stream" in reasons[2]
     assert "is not a reply list of this prefix" in reasons[3]
     fail = next(d for d in dead if d["stream"] == stream(service, "fault.fail"))
-    assert fail["reason"] == "no-wait POST failed: ValueError: failed on purpose: {'n': 7}"
+    assert fail["reason"] == (
+        "the handler of no-wait POST 'fault.fail' failed (ValueError: failed on purpose: {'n': 7})"
+    )
+    assert fail["x-zc-events-error-type"] == "ValueError"
     assert json.loads(fail["body"])["data"] == {"n": 7}
     assert from_ping[0]["body"] == "\x00not json"
     assert redis_client.exists(victim) == 0  # a message cannot choose where the reply goes
@@ -162,7 +165,10 @@ def test_a_message_delivered_too_often_is_dead_lettered(
     )
     wait_for(lambda: dead_letters(redis_client, service), 60, "the dead letter")
     [dead] = dead_letters(redis_client, service)
-    assert dead["reason"] == "delivered 5 times (max_deliveries is 3)"
+    assert dead["reason"] == (
+        "delivered 4 time(s) without being acknowledged (the worker died while handling it); "
+        "the limit is ZC_EVENTS_MAX_DELIVERIES=3"
+    )
     assert dead["entry"] == entry.decode()
     assert handled(log) == []
     assert worker.terminate() == 0

@@ -71,7 +71,7 @@ def test_dead_list_and_replay(service: Any, redis_client: Any, tmp_path: Any) ->
     )
     listed = cli(service, "dead", "list", service.name)
     assert listed.returncode == 0, listed.stderr
-    assert "undecodable" in listed.stdout
+    assert "decoding failed" in listed.stdout
     line = next(x for x in listed.stdout.splitlines() if x.startswith(envelope.id))
     assert "conformance.echo" in line and "POST" in line and "the handler failed" in line
     assert redis_client.xlen(dead) == 2

@@ -138,7 +138,7 @@ class AsyncRedisBackend(AsyncBackend):
         maxlen: int = 100_000,
         block: float = 1.0,
         claim_idle: float = 60.0,
-        max_deliveries: int = 5,
+        max_deliveries: int | None = None,
         reply_ttl: float = 60.0,
         client_name: str | None = None,
         **options: Any,

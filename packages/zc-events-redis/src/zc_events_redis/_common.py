@@ -119,7 +119,7 @@ class Options:
         maxlen: int = 100_000,
         block: float = 1.0,
         claim_idle: float = 60.0,
-        max_deliveries: int = 5,
+        max_deliveries: int | None = None,
         reply_ttl: float = 60.0,
         client_name: str | None = None,
     ) -> None:
@@ -138,7 +138,10 @@ class Options:
         self.maxlen = _int("maxlen", maxlen, 100)
         self.block = _seconds("block", block)
         self.claim_idle = _seconds("claim_idle", claim_idle)
-        self.max_deliveries = _int("max_deliveries", max_deliveries)
+        self.max_deliveries = _int(
+            "max_deliveries", settings.max_deliveries if max_deliveries is None else max_deliveries
+        )
+        self.dead_letter_failed_no_wait = settings.dead_letter_failed_no_wait
         self.reply_ttl = _seconds("reply_ttl", reply_ttl)
         self.client_name = None if client_name is None else _name("client_name", client_name)
         self.names = Names(self.prefix)

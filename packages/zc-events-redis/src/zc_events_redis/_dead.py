@@ -57,7 +57,8 @@ def _describe(
 
 def _entries(backend: RedisBackend, service: str | None) -> tuple[str, list[Any]]:
     dead = backend.options.names.dead(service or backend.queue)
-    return dead, backend._redis.xrange(dead)
+    entries: Any = backend._redis.xrange(dead)
+    return dead, entries
 
 
 def list_dead_letters(backend: RedisBackend, service: str | None) -> list[DeadLetter]:

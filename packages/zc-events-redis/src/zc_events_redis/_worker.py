@@ -28,7 +28,14 @@ from typing import Any
 import redis
 import redis.exceptions
 
-from zc_events import ConfigurationError, Dispatcher, Envelope, EnvelopeError
+from zc_events import ConfigurationError, Dispatcher, Envelope
+from zc_events.serving import (
+    Outcome,
+    failed_dispatch,
+    native_envelope,
+    native_outcome,
+    too_many_deliveries,
+)
 
 from ._backend import AUTH_ERRORS, CONNECTION_ERRORS, connect
 from ._common import FIELD, Options, describe_url
@@ -292,92 +299,91 @@ class Worker:
 
     # -- one entry -----------------------------------------------------------------------------
     def _dead_letter(
-        self, conn: redis.Redis, stream: str, entry_id: bytes, body: bytes, reason: str, n: int
+        self,
+        conn: redis.Redis,
+        stream: str,
+        entry_id: bytes,
+        body: bytes,
+        outcome: Outcome,
+        n: int,
     ) -> None:
-        log.error(
-            "dead-lettering message %s of %r to %r: %s",
-            entry_id.decode(),
-            stream,
-            self.dead,
-            reason,
+        """Move the entry to the service's dead-letter stream with the reason (and the
+        ``x-zc-events-*`` fields every transport's dead letters carry), in one transaction with
+        its XACK."""
+        headers = outcome.dead_letter_copy(
+            None,
+            queue=stream,
+            dead_queue=self.dead,
+            attempts=n,
+            what=f"message {entry_id.decode()}",
+            logger=log,
         )
+        error = f" ({outcome.error_type}: {outcome.error_message})" if outcome.error_type else ""
+        fields: dict[Any, Any] = {
+            "stream": stream,
+            "entry": entry_id,
+            "reason": f"{outcome.dead_letter}{error}",
+            "deliveries": n,
+            "body": body,
+            "at": repr(time.time()),
+            **{name: str(value) for name, value in headers.items()},
+        }
         pipe = conn.pipeline(transaction=True)
-        pipe.xadd(
-            self.dead,
-            {
-                "stream": stream,
-                "entry": entry_id,
-                "reason": reason,
-                "deliveries": n,
-                "body": body,
-                "at": repr(time.time()),
-            },
-            maxlen=self.options.maxlen,
-            approximate=True,
-        )
+        pipe.xadd(self.dead, fields, maxlen=self.options.maxlen, approximate=True)
         pipe.xack(stream, self.group, entry_id)
         pipe.execute()
 
     def _handle(
         self, conn: redis.Redis, stream: str, entry_id: bytes, fields: dict[bytes, bytes], n: int
     ) -> None:
-        """Handle one entry; whatever fails on it (but Redis itself) dead-letters it."""
+        """Serve one entry (``zc_events.serving`` decides), then reply and acknowledge it, or
+        dead-letter it. Only Redis errors escape: the entry stays pending and is retried."""
+        body = fields.get(FIELD) or b""
         try:
-            self._handle_entry(conn, stream, entry_id, fields, n)
+            envelope, outcome = self._serve(stream, fields, n)
+            if outcome.ack and outcome.reply is not None and envelope is not None:
+                assert envelope.reply_to is not None
+                pipe = conn.pipeline(transaction=False)
+                reply = envelope.id.encode(errors="replace") + b"\n" + outcome.reply
+                pipe.rpush(envelope.reply_to, reply)
+                pipe.pexpire(envelope.reply_to, int(self.options.reply_ttl * 1000))
+                pipe.xack(stream, self.group, entry_id)
+                pipe.execute()
+                return
         except CONNECTION_ERRORS:
-            raise  # the entry stays pending; reconnecting and reclaiming retries it
-        except Exception as exc:
+            raise
+        except Exception as exc:  # a bug: keep the worker alive and the entry kept
             log.exception("message %s of %r could not be handled", entry_id.decode(), stream)
-            reason = f"could not be handled: {type(exc).__name__}: {exc}"
-            body = fields.get(FIELD) or b""
-            self._dead_letter(conn, stream, entry_id, body, reason, n)
+            outcome = Outcome(dead_letter=f"serving failed: {type(exc).__name__}: {exc}")
+        if outcome.ack:
+            conn.xack(stream, self.group, entry_id)
+        else:
+            self._dead_letter(conn, stream, entry_id, body, outcome, n)
 
-    def _handle_entry(
-        self, conn: redis.Redis, stream: str, entry_id: bytes, fields: dict[bytes, bytes], n: int
-    ) -> None:
-        body = fields.get(FIELD)
+    def _serve(
+        self, stream: str, fields: dict[bytes, bytes], n: int
+    ) -> tuple[Envelope | None, Outcome]:
+        """The envelope (when there is one) and what to do with the entry; never raises."""
         if n > self.options.max_deliveries:
-            reason = f"delivered {n} times (max_deliveries is {self.options.max_deliveries})"
-            return self._dead_letter(conn, stream, entry_id, body or b"", reason, n)
+            return None, too_many_deliveries(n - 1, self.options.max_deliveries)
+        body = fields.get(FIELD)
         if body is None:
-            reason = f"the stream entry has no {FIELD.decode()!r} field (fields: {sorted(fields)})"
-            return self._dead_letter(conn, stream, entry_id, b"", reason, n)
-        try:
-            envelope = Envelope.decode(body)
-        except (EnvelopeError, ValueError, TypeError) as exc:
-            return self._dead_letter(conn, stream, entry_id, body, f"undecodable: {exc}", n)
+            names = sorted(k.decode(errors="replace") for k in fields)
+            return None, Outcome(dead_letter=f"the stream entry has no 'e' field (fields: {names})")
+        envelope = native_envelope(self.dispatcher, body)  # decoded, size-checked, not expired
+        if isinstance(envelope, Outcome):
+            return None, envelope
         if envelope.key != self.streams[stream]:
             reason = f"its key {envelope.key!r} is not the key of the stream it was read from"
-            return self._dead_letter(conn, stream, entry_id, body, reason, n)
+            return None, Outcome(dead_letter=reason, key=envelope.key, id=envelope.id)
         reply_to = envelope.reply_to
         if reply_to is not None and not self.options.names.is_reply(reply_to):
             reason = f"reply_to {reply_to[:80]!r} is not a reply list of this prefix"
-            return self._dead_letter(conn, stream, entry_id, body, reason, n)
-        if envelope.expired():
-            log.warning(
-                "skipping %s %r (id %s): its deadline passed %.3f s ago",
-                envelope.method,
-                envelope.key,
-                envelope.id,
-                -(envelope.time_left() or 0.0),
-            )
-            conn.xack(stream, self.group, entry_id)
-            return None
-        response = self.dispatcher.dispatch(envelope)
-        if reply_to is None:
-            if response.has_errors:
-                error = response.errors[0] if response.errors else {}
-                reason = (
-                    f"no-wait {envelope.method} failed: "
-                    f"{error.get('type', 'Error')}: {error.get('message', '')}"
-                )
-                return self._dead_letter(conn, stream, entry_id, body, reason, n)
-            conn.xack(stream, self.group, entry_id)
-            return None
-        reply = self.dispatcher.encode_response(envelope, response)
-        pipe = conn.pipeline(transaction=False)
-        pipe.rpush(reply_to, envelope.id.encode(errors="replace") + b"\n" + reply)
-        pipe.pexpire(reply_to, int(self.options.reply_ttl * 1000))
-        pipe.xack(stream, self.group, entry_id)
-        pipe.execute()
-        return None
+            return None, Outcome(dead_letter=reason, key=envelope.key, id=envelope.id)
+        try:
+            response = self.dispatcher.dispatch(envelope)
+        except Exception as exc:
+            return envelope, failed_dispatch(envelope, exc)
+        return envelope, native_outcome(
+            self.dispatcher, envelope, response, self.options.dead_letter_failed_no_wait
+        )
