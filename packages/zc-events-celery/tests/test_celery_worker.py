@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,8 +12,8 @@ from typing import Any
 import pytest
 
 from zc_events import legacy, legacy_redis
+from zc_events.testing import run_worker
 from zc_events.testing.conformance import wait_for_records
-from zc_events_celery.testing import CeleryWorker
 
 pytestmark = pytest.mark.celery
 
@@ -147,29 +144,19 @@ def test_zc_events_worker_command_serves_and_stops_on_sigterm(make_service: Any)
     """`zc-events worker --backend celery MODULE` runs a Celery worker for the service."""
     service = make_service()
     env = {
-        **os.environ,
         **service.env,
         "ZC_EVENTS_BACKEND": "celery",
         "ZC_EVENTS_BACKEND_OPTIONS": json.dumps({"url": BROKER_URL, "concurrency": 2}),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "zc_events", "worker", "zc_events.testing.handlers"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    worker = CeleryWorker(process, "zc-events worker")
-    try:
-        worker.wait_ready()
+    # Ready on the "consuming" line that install() logs once the Celery worker consumes.
+    with run_worker(["zc_events.testing.handlers"], env=env) as worker:
+        assert service.queue in next(line for line in worker.lines if "consuming" in line)
         with service.client(timeout=10) as client:
             token = str(uuid.uuid4())
             client.post_no_wait("conformance.record", data={"token": token})
             assert client.get("conformance.add", data={"x": 1, "y": 2}).data == {"answer": 3}
             assert wait_for_records(client, token) == [{"method": "POST", "data": {"token": token}}]
         assert worker.terminate(timeout=20) == 0, worker.output
-    finally:
-        worker.kill()
 
 
 def test_a_deleted_service_leaves_nothing_on_the_broker(make_service: Any) -> None:
@@ -337,3 +324,10 @@ def test_a_handler_that_kills_the_worker_is_dead_lettered_after_n_deliveries(
         assert "ZC_EVENTS_MAX_DELIVERIES=2" in headers["x-zc-events-error"]
     finally:
         redis_client.delete(attempts)
+
+
+def test_the_worker_says_consuming_once_it_consumes(service: Any, session_worker: Any) -> None:
+    """The line every zc-events worker logs when ready (run_worker and probes wait for it)."""
+    assert session_worker.wait_for_output(f"consuming {service.queue}", timeout=10)
+    before = session_worker.output.split("consuming", 1)[0]
+    assert "Connected to amqp://" in before  # logged once Celery consumes, not at import time

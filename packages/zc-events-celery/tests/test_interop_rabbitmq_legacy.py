@@ -7,9 +7,6 @@ A Celery-backend client calls a `zc-events worker --backend rabbitmq_legacy` ser
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +15,7 @@ from typing import Any
 import pytest
 
 from zc_events import EventClient, RequestTimeout
+from zc_events.testing import run_worker
 from zc_events.testing.conformance import wait_for_records
 from zc_events_celery.testing import delete_amqp_entities
 
@@ -55,29 +53,16 @@ def legacy_service() -> Iterator[str]:
     tag = uuid.uuid4().hex[:10]
     service, exchange = f"zc-events-test-legacy-{tag}", f"zc-events-test-legacy-{tag}"
     env = {
-        **os.environ,
         "ZC_EVENTS_BACKEND": "rabbitmq_legacy",
         "SERVICE_NAME": service,
         "ZC_EVENTS_BACKEND_OPTIONS": json.dumps(
             {"events_exchange": exchange, "redis_url": REDIS_URL}
         ),
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "zc_events", "worker", "zc_events.testing.handlers"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
     try:
-        yield exchange
+        with run_worker(["zc_events.testing.handlers"], env=env):
+            yield exchange
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
         delete_amqp_entities(
             BROKER_URL,
             queues=[f"{service}-events", f"{service}.dead"],

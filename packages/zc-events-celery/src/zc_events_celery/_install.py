@@ -385,14 +385,20 @@ def install(
 
     if not inst._worker_hook:
         app.steps["consumer"].add(_prompt_shutdown_step())
-        from celery.signals import worker_init
+        from celery.signals import worker_init, worker_ready
 
         def on_worker_init(sender: Any = None, **kwargs: Any) -> None:
             # Fail at start-up, not on the first message, when a handler module is missing.
             if getattr(sender, "app", None) is app:
                 inst.get_dispatcher()
 
+        def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
+            # The line every zc-events worker logs once it consumes (tests and probes wait for it).
+            if getattr(sender, "app", None) is app:
+                log.info("consuming %s (events exchange %r)", inst.queue.name, inst.exchange)
+
         worker_init.connect(on_worker_init, weak=False)
+        worker_ready.connect(on_worker_ready, weak=False)
         inst._worker_hook = True
 
     if inst.task is None:
