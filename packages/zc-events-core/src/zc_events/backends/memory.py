@@ -29,6 +29,7 @@ from .._exceptions import ConfigurationError, NoRouteError, PublishError, Reques
 from .._handlers import Dispatcher
 from .._response import Response
 from .._settings import Settings
+from ..serving import Outcome, failed_dispatch, native_envelope, native_outcome, serve_native
 
 __all__ = ["AsyncMemoryBackend", "MemoryBackend"]
 
@@ -85,7 +86,25 @@ class _Memory(BaseBackend):
         self.inline = bool(inline)
         self._dispatcher = dispatcher
         self._closed = False
+        #: What a real transport would dead-letter, kept in process as ``(body, headers)``: a
+        #: message that could not be decoded or dispatched, and a failed ``*_no_wait`` call
+        #: (unless ``ZC_EVENTS_DEAD_LETTER_FAILED_NO_WAIT`` is off), with the
+        #: ``x-zc-events-*`` headers of :mod:`zc_events.serving`.
+        self.dead_lettered: list[tuple[bytes, dict[str, Any]]] = []
         self._init_state()
+
+    def _outcome(self, outcome: Outcome, body: bytes) -> bytes | None:
+        """The reply of a served message; a dead letter is logged and kept."""
+        if not outcome.ack:
+            headers = outcome.dead_letter_copy(
+                None,
+                queue="memory",
+                dead_queue="MemoryBackend.dead_lettered",
+                attempts=1,
+                logger=log,
+            )
+            self.dead_lettered.append((body, headers))
+        return outcome.reply
 
     def _init_state(self) -> None:
         """Set up the face's own state (queues, threads, tasks)."""
@@ -152,11 +171,12 @@ class MemoryBackend(_Memory, Backend):
             if item is _STOP:
                 return
             body, reply = item
-            try:
-                result = self.dispatcher.handle(body)
-            except Exception:  # undecodable: a real transport would dead-letter it
-                log.exception("memory backend could not handle a message; dropped it")
-                result = None
+            outcome = serve_native(
+                self.dispatcher,
+                body,
+                dead_letter_failed_no_wait=self.settings.dead_letter_failed_no_wait,
+            )
+            result = self._outcome(outcome, body)
             if reply is not None:
                 reply.value = result
                 reply.done.release()
@@ -259,11 +279,16 @@ class AsyncMemoryBackend(_Memory, AsyncBackend):
         return task
 
     async def _serve(self, body: bytes) -> bytes | None:
+        dispatcher = self.dispatcher
+        envelope = native_envelope(dispatcher, body)
+        if isinstance(envelope, Outcome):
+            return self._outcome(envelope, body)
         try:
-            return await self.dispatcher.ahandle(body, executor=self._executor)
-        except Exception:  # undecodable: a real transport would dead-letter it
-            log.exception("memory backend could not handle a message; dropped it")
-            return None
+            response = await dispatcher.adispatch(envelope, executor=self._executor)
+        except Exception as exc:
+            return self._outcome(failed_dispatch(envelope, exc), body)
+        flag = self.settings.dead_letter_failed_no_wait
+        return self._outcome(native_outcome(dispatcher, envelope, response, flag), body)
 
     async def request(self, envelope: Envelope, timeout: float) -> Response:
         envelope.reply_to = envelope.reply_to or "memory"  # keep what the client set (signed)
