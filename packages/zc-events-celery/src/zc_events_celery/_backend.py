@@ -46,11 +46,15 @@ SERIALIZER = "zc-events-json"
 
 
 def _register_serializer() -> None:
-    registry = _serialization.registry
+    registry = _serialization.registry  # type: ignore[attr-defined]  # missing from the stubs
     name = registry.type_to_name.get("application/json")
     # An encoder only (decoder None): incoming application/json keeps kombu's own decoder.
     _serialization.register(
-        SERIALIZER, json_dumps, None, content_type="application/json", content_encoding="utf-8"
+        SERIALIZER,
+        json_dumps,  # type: ignore[arg-type]  # kombu takes bytes too; the stubs say str
+        None,
+        content_type="application/json",
+        content_encoding="utf-8",
     )
     if name is not None:
         registry.type_to_name["application/json"] = name
@@ -214,7 +218,7 @@ class CeleryBackend(Backend):
                 kwargs={},
                 task_id=envelope.id,
                 producer=producer,
-                router=self._route_no_wait if response_key is None else self._route_waiting,
+                router=self._route_no_wait if response_key is None else self._route_waiting,  # type: ignore[arg-type]
                 ignore_result=True,
                 add_to_parent=False,
                 expires=expires,
@@ -307,7 +311,7 @@ class CeleryBackend(Backend):
         if running:
             from celery.worker import state
 
-            state.should_stop = 0  # EX_OK: the worker's loop ends with a warm shutdown
+            state.should_stop = 0  # type: ignore[assignment]  # EX_OK: a warm shutdown
 
     def close(self) -> None:
         """Release the Redis client and the confirm-mode connection (and the app if ours)."""

@@ -95,7 +95,7 @@ class Installation:
     redis_url: str | None = None
     modules: list[str] = field(default_factory=list)
     dispatcher: Dispatcher | None = None
-    task: Task | None = None
+    task: Task[Any, Any] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _redis: Any = field(default=None, repr=False)
     _server: LegacyServer | None = field(default=None, repr=False)
@@ -265,7 +265,7 @@ def _prompt_shutdown_step() -> type:
     def _noop() -> None:
         return None
 
-    class PromptShutdown(bootsteps.StartStopStep):  # type: ignore[misc]
+    class PromptShutdown(bootsteps.StartStopStep):
         label = "zc-events prompt shutdown"
 
         def __init__(self, parent: Any, **kwargs: Any) -> None:
@@ -333,7 +333,7 @@ def install(
     dispatcher: Dispatcher | None = None,
     settings: Settings | None = None,
     task_options: Mapping[str, Any] | None = None,
-) -> Task:
+) -> Task[Any, Any]:
     """Make ``app`` a zc-events service; returns the registered ``microservice.event`` task.
 
     - declares the fanout events exchange (``events_exchange``, else ``EVENTS_EXCHANGE``;
@@ -372,8 +372,8 @@ def install(
     inst.dispatcher = dispatcher
     inst._server = None
 
-    app.add_defaults(dict(DEFAULTS))
-    if app.configured:
+    app.add_defaults(dict(DEFAULTS))  # type: ignore[arg-type]  # Celery takes a mapping too
+    if app.configured:  # type: ignore[attr-defined]  # missing from celery-types
         _merge_queues_and_routes(app, events)
     else:
 
@@ -402,10 +402,15 @@ def install(
         inst._worker_hook = True
 
     if inst.task is None:
-        options = {"name": legacy.EVENT_TASK, "bind": True, "ignore_result": True, "shared": False}
+        options: dict[str, Any] = {
+            "name": legacy.EVENT_TASK,
+            "bind": True,
+            "ignore_result": True,
+            "shared": False,
+        }
         options.update(task_options or {})
 
-        def microservice_event(self: Task, *args: Any, **kwargs: Any) -> None:
+        def microservice_event(self: Task[Any, Any], *args: Any, **kwargs: Any) -> None:
             """Dispatch a zc-events call (or a zc_events 0.4 event) to this service's handlers."""
             inst.run(self.request, args, kwargs)
 

@@ -91,4 +91,4 @@ def delete_amqp_entities(
                 with suppress(Exception):  # already gone: the broker closed the channel
                     getattr(channel, method)(name)
                 with suppress(Exception):
-                    channel.close()
+                    channel.close()  # type: ignore[attr-defined]  # a kombu Channel has it

@@ -15,7 +15,7 @@ quorum queues the broker's ``x-delivery-count`` is used instead.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pika
 
@@ -39,7 +39,7 @@ __all__ = ["MAX_PRIORITY", "Consumer", "LegacyConsumer", "NativeConsumer", "lega
 log = logging.getLogger("zc_events.rabbitmq.worker")
 
 MAX_PRIORITY = 10
-PERSISTENT = 2
+PERSISTENT: Literal[2] = 2
 #: What RabbitMQ's direct reply-to turns ``amq.rabbitmq.reply-to`` into on delivery.
 DIRECT_REPLY_PREFIX = REPLY_TO + "."
 

@@ -56,9 +56,10 @@ def _when(value: Any) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.UTC)
-        return value.astimezone(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        when: datetime.datetime = value
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        return when.astimezone(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     if isinstance(value, int | float):
         stamp = datetime.datetime.fromtimestamp(value, datetime.UTC)
         return stamp.isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -139,10 +140,10 @@ class _DeadQueue:
             method, properties, body = self.channel.basic_get(self.name, auto_ack=False)
             if method is None:
                 break
-            letter, envelope, is_legacy = _describe(
-                self.name, method.delivery_tag, properties, body
-            )
-            held.append(_Held(letter, method.delivery_tag, properties, body, envelope, is_legacy))
+            tag, body = method.delivery_tag, body or b""
+            assert tag is not None  # basic_get with a message always has its delivery tag
+            letter, envelope, is_legacy = _describe(self.name, tag, properties, body)
+            held.append(_Held(letter, tag, properties, body, envelope, is_legacy))
         return held
 
     def close(self) -> None:

@@ -280,12 +280,16 @@ class Worker:
             for channel in channels:
                 _raise_if_closed(channel)
         # Messages whose async handler still runs on the worker's loop reply and ack from here.
-        busy = [(c, ch._impl) for c, ch in zip(self.consumers, channels, strict=True)]
-        busy = [(c, ch) for c, ch in busy if getattr(c, "in_flight", None)]
+        # (in_flight is optional: only consumers that hand messages to an event loop have it.)
+        busy = [
+            (in_flight, ch._impl)
+            for c, ch in zip(self.consumers, channels, strict=True)
+            if (in_flight := getattr(c, "in_flight", None)) is not None
+        ]
         if busy:
             wait_until(
                 connection,
-                lambda: all(c.in_flight(ch) == 0 or ch.is_closed for c, ch in busy),
+                lambda: all(in_flight(ch) == 0 or ch.is_closed for in_flight, ch in busy),
                 self.backend.settings.timeout,
             )
         connection.close()  # the broker requeues whatever was delivered but not acknowledged
