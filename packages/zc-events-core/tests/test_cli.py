@@ -3,16 +3,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from zc_events.cli import build_parser, main
+from zc_events.testing import run_worker
 
 HANDLERS = "zc_events.testing.handlers"
 
@@ -106,23 +105,8 @@ def test_demo_prints_the_quickstart() -> None:
 
 
 def test_worker_exits_zero_on_sigterm(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "zc_events", "worker", "--backend", "memory", HANDLERS],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        assert proc.stderr is not None
-        line = ""
-        while time.monotonic() < deadline and "serving" not in line:
-            line = proc.stderr.readline()
-        assert "serving conformance.add" in line
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    with run_worker([HANDLERS], backend="memory", ready="serving conformance.add") as worker:
+        assert worker.terminate(timeout=30) == 0
 
 
 @pytest.mark.parametrize(
@@ -204,21 +188,8 @@ def test_the_zc_events_script_imports_handler_modules_from_the_current_directory
         "def ping(request):\n"
         "    return 'pong'\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.Popen(
-        [script, "worker", "--backend", "memory", module],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stderr is not None
-        first = proc.stderr.readline()
-        assert "serving cwd.ping on backend 'memory'" in first, first + proc.stderr.read()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    argv = [script, "worker", "--backend", "memory", module]
+    # Ready means it imported the module from its working directory (no PYTHONPATH).
+    with run_worker(argv=argv, cwd=tmp_path, env={"PYTHONPATH": None}, ready="serving") as worker:
+        assert "serving cwd.ping on backend 'memory'" in worker.lines[0], worker.output
+        assert worker.terminate(timeout=30) == 0
