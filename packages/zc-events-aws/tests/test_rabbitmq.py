@@ -17,11 +17,9 @@ from zc_events import (
     Envelope,
     EventClient,
     Middleware,
-    NoRouteError,
-    RequestTimeout,
     Settings,
 )
-from zc_events.testing import run_worker
+from zc_events.testing import run_worker, wait_until_served
 from zc_events_aws import S3ClaimCheck
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.s3]
@@ -83,18 +81,6 @@ def rabbitmq_service(aws: Any, bucket: str) -> Iterator[dict[str, Any]]:
         )
 
 
-def _wait_until_served(client: EventClient, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.get("conformance.add", data={"x": 1, "y": 1}, timeout=2)
-            return
-        except (NoRouteError, RequestTimeout):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
 def test_20mb_round_trip_through_rabbitmq(
     rabbitmq_service: dict[str, Any], bucket: str, keys_in: KeysIn
 ) -> None:
@@ -103,7 +89,7 @@ def test_20mb_round_trip_through_rabbitmq(
     with EventClient(
         settings=settings, middleware=[S3ClaimCheck(bucket=bucket, settings=settings), wire]
     ) as client:
-        _wait_until_served(client)
+        wait_until_served(client, "conformance.add", data={"x": 1, "y": 1})
         blob = "€" * (MB20 // 3)  # 20 MB of UTF-8
         response = client.post("conformance.echo", data={"blob": blob}, timeout=120)
         assert response.has_errors is False, response.errors

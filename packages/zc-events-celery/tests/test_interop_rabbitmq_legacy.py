@@ -7,7 +7,6 @@ A Celery-backend client calls a `zc-events worker --backend rabbitmq_legacy` ser
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +14,7 @@ from typing import Any
 import pytest
 
 from zc_events import EventClient, RequestTimeout
-from zc_events.testing import run_worker
+from zc_events.testing import run_worker, wait_until_served
 from zc_events.testing.conformance import wait_for_records
 from zc_events_celery.testing import delete_amqp_entities
 
@@ -70,22 +69,11 @@ def legacy_service() -> Iterator[str]:
         )
 
 
-def wait_until_served(client: EventClient, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.get("conformance.add", data={"x": 0, "y": 0}, timeout=0.5)
-            return
-        except RequestTimeout:
-            if time.monotonic() > deadline:
-                raise
-
-
 def test_celery_client_calls_rabbitmq_legacy_worker(legacy_service: str) -> None:
     with EventClient(
         "celery", url=BROKER_URL, redis_url=REDIS_URL, events_exchange=legacy_service, timeout=10
     ) as client:
-        wait_until_served(client)
+        wait_until_served(client, "conformance.add", data={"x": 0, "y": 0})
         check_calls(client)
 
 

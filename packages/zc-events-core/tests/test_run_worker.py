@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from zc_events.testing import READY_MARKER, WorkerProcess, run_worker, wait_for
+from zc_events import NoRouteError
+from zc_events.testing import (
+    READY_MARKER,
+    WorkerProcess,
+    run_worker,
+    wait_for,
+    wait_until_served,
+)
 
 
 def script(code: str) -> list[str]:
@@ -175,3 +182,37 @@ def test_wait_for_can_treat_exceptions_as_not_yet() -> None:
     assert wait_for(flaky, timeout=5, interval=0.01, ignore=(ConnectionError,)) == "bound"
     with pytest.raises(KeyError):  # other exceptions propagate
         wait_for(lambda: {}["x"], timeout=5, ignore=(ConnectionError,))
+
+
+class _Client:
+    """Answers the third GET; records what it was asked."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object, float]] = []
+
+    def get(self, key: str, data: object = None, timeout: float = 0) -> str:
+        self.calls.append((key, data, timeout))
+        if len(self.calls) < 3:
+            raise NoRouteError("not bound yet", key)
+        return "answered"
+
+
+def test_wait_until_served_calls_until_answered() -> None:
+    client = _Client()
+    wait_until_served(client, "svc.ping", data={"n": 1}, timeout=10)
+    assert client.calls == [("svc.ping", {"n": 1}, 1)] * 3
+
+
+def test_wait_until_served_fails_at_once_when_the_worker_exits() -> None:
+    class Never(_Client):
+        def get(self, key: str, data: object = None, timeout: float = 0) -> str:
+            raise NoRouteError("nobody", key)
+
+    dying = script("print('connecting', flush=True); raise SystemExit(3)")
+    with (
+        run_worker(argv=dying, ready=None) as worker,
+        pytest.raises(RuntimeError, match="exited with status 3"),
+    ):
+        wait_until_served(Never(), timeout=60, worker=worker)
+    with pytest.raises(AssertionError, match="an answer to 'conformance.echo'"):
+        wait_until_served(Never(), timeout=0.2)

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +83,8 @@ class Service:
     ) -> None:
         """Call ``key`` until a worker answers; fail at once if ``worker`` (default: the last one
         :meth:`start` started) exits."""
-        ready = partial(client.get, key, timeout=1)
         worker = worker or (self.workers[-1] if self.workers else None)
-        if worker is not None:
-            worker.wait_ready(ready, timeout)
-        else:
-            zc_events.testing.wait_for(ready, timeout, f"an answer to {key!r}", ignore=(Exception,))
+        zc_events.testing.wait_until_served(client, key, timeout=timeout, worker=worker)
 
     def redis_keys(self) -> list[bytes]:
         import redis

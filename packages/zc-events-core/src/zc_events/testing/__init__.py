@@ -6,7 +6,7 @@ and ``zc_events_mock``."""
 
 from ._fuzz import fuzz_bodies
 from ._mock import Call, EventsMock, UnexpectedCall
-from ._process import READY_MARKER, WorkerProcess, run_worker, wait_for
+from ._process import READY_MARKER, WorkerProcess, run_worker, wait_for, wait_until_served
 
 __all__ = [
     "READY_MARKER",
@@ -17,4 +17,5 @@ __all__ = [
     "fuzz_bodies",
     "run_worker",
     "wait_for",
+    "wait_until_served",
 ]

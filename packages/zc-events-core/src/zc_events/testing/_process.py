@@ -12,11 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["READY_MARKER", "WorkerProcess", "run_worker", "wait_for"]
+__all__ = ["READY_MARKER", "WorkerProcess", "run_worker", "wait_for", "wait_until_served"]
 
 #: What a worker logs once it is connected and consuming (``zc-events worker`` and every backend's
 #: ``serve`` log a line containing it), so a test can wait for it.
@@ -49,6 +49,30 @@ def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+def wait_until_served(
+    client: Any,
+    key: str = "conformance.echo",
+    *,
+    data: Any = None,
+    timeout: float = 30.0,
+    worker: WorkerProcess | None = None,
+) -> None:
+    """GET ``key`` through ``client`` (an :class:`~zc_events.EventClient`) until it is answered:
+    the worker has bound its queue and consumes. Each attempt waits at most one second.
+
+    With ``worker``, fails at once (with its output) if that process exits; else raises
+    AssertionError after ``timeout`` seconds.
+    """
+
+    def answered() -> object:
+        return client.get(key, data=data, timeout=1)
+
+    if worker is not None:
+        worker.wait_ready(answered, timeout)
+    else:
+        wait_for(answered, timeout, f"an answer to {key!r}", ignore=(Exception,))
 
 
 #: How the last lines of output are shown in errors.
