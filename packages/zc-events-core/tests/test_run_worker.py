@@ -216,3 +216,9 @@ def test_wait_until_served_fails_at_once_when_the_worker_exits() -> None:
         wait_until_served(Never(), timeout=60, worker=worker)
     with pytest.raises(AssertionError, match="an answer to 'conformance.echo'"):
         wait_until_served(Never(), timeout=0.2)
+
+
+def test_a_real_zc_events_worker_is_ready_on_its_consuming_line() -> None:
+    with run_worker(["zc_events.testing.handlers"], backend="memory") as worker:
+        assert "consuming in-process" in worker.output
+        assert worker.terminate() == 0

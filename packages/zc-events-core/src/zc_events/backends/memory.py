@@ -235,6 +235,8 @@ class MemoryBackend(_Memory, Backend):
         if dispatcher is not None:
             self._dispatcher = dispatcher
         self._ensure_started()
+        # The line every worker logs once it consumes (zc_events.testing.run_worker waits for it).
+        log.info("consuming in-process with %d worker thread(s)", self.workers)
         self._stopping.wait()
         self.join()
 
