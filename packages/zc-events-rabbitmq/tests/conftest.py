@@ -231,6 +231,19 @@ def served(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     svc.cleanup(broker)
 
 
+@pytest.fixture(scope="module")
+def served_async(broker: Broker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """Like ``served``, for the async conformance tests: ``prefetch=1`` and 8 threads, so the
+    slow sync handlers that cancelled calls leave running never hold other messages back (a
+    sync handler blocks its consumer thread and whatever that thread has prefetched)."""
+    svc = _service(tmp_path_factory.mktemp("served-async"))
+    svc.start(legacy=True, concurrency=8, prefetch=1)
+    with svc.client() as client:
+        svc.wait_ready(client)
+    yield svc
+    svc.cleanup(broker)
+
+
 @pytest.fixture
 def redis_client() -> Iterator[Any]:
     import redis

@@ -1,7 +1,8 @@
 """The core conformance suite against the real broker, for both backends.
 
-Both classes talk to the same worker subprocess (``served``): one ``zc-events worker --backend
-rabbitmq`` with ``legacy=True`` serves the native and the legacy protocol at once.
+The sync classes talk to one worker subprocess (``served``), the async ones to another
+(``served_async``): each a ``zc-events worker --backend rabbitmq`` with ``legacy=True``, serving
+the native and the legacy protocol at once.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from zc_events import AsyncEventClient, EventClient, RequestTimeout, ThreadedAsyncBackend
+from zc_events import AsyncEventClient, EventClient, RequestTimeout
 from zc_events.testing.conformance import AsyncBackendConformance, BackendConformance
+from zc_events_rabbitmq import AsyncLegacyRabbitMQBackend, AsyncRabbitMQBackend
 
 
 @pytest.mark.rabbitmq
@@ -41,27 +43,27 @@ class TestRabbitMQLegacy(BackendConformance):
 @pytest.mark.rabbitmq
 @pytest.mark.redis
 class TestRabbitMQAsync(AsyncBackendConformance):
-    """The async half on the native asyncio backend (aiormq)."""
+    """The native asyncio backend (aiormq) against the same worker."""
 
     backend_name = "rabbitmq"
 
     @pytest.fixture
-    async def async_client(self, served: Any) -> AsyncIterator[AsyncEventClient]:
-        async with served.async_client() as client:
-            assert not isinstance(client.backend, ThreadedAsyncBackend)
+    async def async_client(self, served_async: Any) -> AsyncIterator[AsyncEventClient]:
+        async with served_async.async_client() as client:
+            assert isinstance(client.backend, AsyncRabbitMQBackend)
             yield client
 
 
 @pytest.mark.rabbitmq
 @pytest.mark.redis
 class TestRabbitMQLegacyAsync(AsyncBackendConformance):
-    """The async half on the native asyncio legacy backend (aiormq, redis.asyncio)."""
+    """The asyncio legacy backend (aiormq + redis.asyncio) against the same worker."""
 
     backend_name = "rabbitmq_legacy"
     unknown_key_error = RequestTimeout
 
     @pytest.fixture
-    async def async_client(self, served: Any) -> AsyncIterator[AsyncEventClient]:
-        async with served.async_client("rabbitmq_legacy") as client:
-            assert not isinstance(client.backend, ThreadedAsyncBackend)
+    async def async_client(self, served_async: Any) -> AsyncIterator[AsyncEventClient]:
+        async with served_async.async_client("rabbitmq_legacy") as client:
+            assert isinstance(client.backend, AsyncLegacyRabbitMQBackend)
             yield client

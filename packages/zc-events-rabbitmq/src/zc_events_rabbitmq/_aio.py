@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -33,11 +32,13 @@ from zc_events import (
     Envelope,
     NoRouteError,
     PublishError,
+    ReplyError,
     RequestTimeout,
     Response,
     Settings,
     batch_error,
     legacy,
+    new_id,
 )
 
 from ._amqp import REPLY_TO, describe_url
@@ -449,7 +450,7 @@ class AsyncLegacyRabbitMQBackend(_AioBase):
 
     async def request(self, envelope: Envelope, timeout: float) -> Response:
         """Publish the old request message and BLPOP its Redis reply list."""
-        response_key = envelope.reply_to or str(uuid.uuid4())  # keep the client's (signed)
+        response_key = envelope.reply_to or new_id()  # keep the client's (signed)
         envelope.reply_to = response_key
         exchange, routing_key, body, properties = self._outgoing_for(envelope, response_key)
         left = envelope.time_left()
@@ -475,9 +476,10 @@ class AsyncLegacyRabbitMQBackend(_AioBase):
             import redis.exceptions
 
             if isinstance(exc, redis.exceptions.RedisError):
-                raise PublishError(
-                    f"cannot read the reply to {key!r} from Redis at "
-                    f"{describe_url(self.sync.redis_url)}: {exc}"
+                raise ReplyError(
+                    f"the request {key!r} was published, but its reply cannot be read from the "
+                    f"reply store, Redis at {describe_url(self.sync.redis_url)}: {exc} (check "
+                    "EVENTS_REDIS_URL or the backend option 'redis_url')"
                 ) from exc
             raise
         return legacy.decode_response(raw)

@@ -28,6 +28,7 @@ from ._amqp import (
     coalesce_output,
     describe_connection_error,
     describe_url,
+    impl_of,
     is_refused,
     quiet_pika,
     wait_until,
@@ -282,7 +283,7 @@ class Worker:
         # Messages whose async handler still runs on the worker's loop reply and ack from here.
         # (in_flight is optional: only consumers that hand messages to an event loop have it.)
         busy = [
-            (in_flight, ch._impl)
+            (in_flight, impl_of(ch))
             for c, ch in zip(self.consumers, channels, strict=True)
             if (in_flight := getattr(c, "in_flight", None)) is not None
         ]

@@ -1,0 +1,123 @@
+"""The asyncio side: async handlers served concurrently by the worker, the asyncio client's
+connection handling, and what happens without aiormq."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from zc_events import AsyncEventClient, Settings, ThreadedAsyncBackend, create_async_backend
+
+MODULES = ("async_handlers",)
+
+pytestmark = [pytest.mark.rabbitmq]
+
+
+async def test_one_worker_thread_serves_100_async_requests_at_once(service: Any) -> None:
+    # One consumer thread, prefetch 100: the 100 calls are inside the handler together only if
+    # the worker does not wait for one to finish before it starts the next.
+    service.start(MODULES, concurrency=1, prefetch=100)
+    async with service.async_client() as client:
+        await _ready(client)
+        token = uuid.uuid4().hex
+        started = time.monotonic()
+        responses = await asyncio.gather(
+            *(
+                client.get(
+                    "async.gate", data={"token": token, "together": 100, "wait": 10}, timeout=30
+                )
+                for _ in range(100)
+            )
+        )
+        elapsed = time.monotonic() - started
+    assert [r.data for r in responses] == [{"together": True}] * 100, responses[0].data
+    print(f"100 concurrent async requests in {elapsed:.3f} s")
+
+
+async def test_async_and_sync_handlers_side_by_side(service: Any) -> None:
+    service.start(MODULES, concurrency=2, prefetch=20)
+    async with service.async_client() as client:
+        await _ready(client)
+        slow = asyncio.create_task(client.get("async.sleep", data={"seconds": 1}, timeout=30))
+        adds = await asyncio.gather(
+            *(client.get("sync.add", data={"x": i, "y": 1}) for i in range(50))
+        )
+        assert [r.data for r in adds] == [{"answer": i + 1} for i in range(50)]
+        assert (await slow).data == {"slept": 1}
+        failed = await client.get("async.fail")
+        assert failed.has_errors and failed.errors[0]["type"] == "ValueError"
+
+
+def test_sigterm_waits_for_async_handlers_in_flight(service: Any) -> None:
+    worker = service.start(MODULES, concurrency=1, prefetch=10)
+
+    async def main() -> list[Any]:
+        async with service.async_client() as client:
+            await _ready(client)
+            calls = [
+                asyncio.create_task(client.get("async.sleep", data={"seconds": 1}, timeout=30))
+                for _ in range(5)
+            ]
+            await asyncio.sleep(0.4)  # the worker has the messages
+            assert await asyncio.to_thread(worker.terminate) == 0
+            return await asyncio.gather(*calls)
+
+    responses = asyncio.run(main())
+    assert [r.data for r in responses] == [{"slept": 1}] * 5
+    assert "stopped consuming" in worker.output
+
+
+async def test_client_reconnects_after_the_broker_closes_its_connection(
+    service: Any, broker: Any
+) -> None:
+    service.start(MODULES)
+    async with service.async_client() as client:
+        await _ready(client)
+        closed = await asyncio.to_thread(
+            broker.close_connections, f"{service.connection_name} client"
+        )
+        assert closed == 1
+        for _ in range(50):  # the close reaches the client within a round trip
+            if not client.backend._link.usable:
+                break
+            await asyncio.sleep(0.05)
+        response = await client.get("sync.add", data={"x": 2, "y": 2})
+        assert response.data == {"answer": 4}
+
+
+def test_without_aiormq_the_thread_adapter_is_used_and_a_warning_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "aiormq", None)  # import aiormq -> ImportError
+    import zc_events_rabbitmq
+    from zc_events_rabbitmq import _aio_load
+
+    monkeypatch.delitem(sys.modules, "zc_events_rabbitmq._aio", raising=False)
+    monkeypatch.delattr(zc_events_rabbitmq, "_aio", raising=False)
+
+    monkeypatch.setattr(_aio_load, "_warned", set())
+    with caplog.at_level(logging.WARNING, logger="zc_events.rabbitmq"):
+        backend = create_async_backend(
+            "rabbitmq", Settings({"SERVICE_NAME": "x"}), exchange="zc-events-test-unused"
+        )
+    assert isinstance(backend, ThreadedAsyncBackend)
+    assert "pip install 'zc-events-rabbitmq[async]'" in caplog.text
+    backend.backend.close()
+
+
+async def _ready(client: AsyncEventClient) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await client.get("sync.add", data={"x": 0, "y": 0}, timeout=1)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
