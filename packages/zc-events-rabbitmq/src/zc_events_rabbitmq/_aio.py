@@ -484,8 +484,24 @@ class AsyncLegacyRabbitMQBackend(_AioBase):
             raise
         return legacy.decode_response(raw)
 
+    @classmethod
+    async def _wait_reply(cls, redis: Any, response_key: str) -> bytes:
+        # The BLPOPs run in their own task and this one waits on a plain future: cancelling the
+        # caller then always cancels the call, whatever redis-py does with a cancellation that
+        # reaches it mid-command (a timeout inside it can swallow one).
+        loop = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = loop.create_future()
+        reader = loop.create_task(cls._blpop(redis, response_key))
+        reader.add_done_callback(lambda _: finished.done() or finished.set_result(None))
+        try:
+            await finished
+        finally:
+            if not reader.done():
+                reader.cancel()
+        return reader.result()
+
     @staticmethod
-    async def _wait_reply(redis: Any, response_key: str) -> bytes:
+    async def _blpop(redis: Any, response_key: str) -> bytes:
         # Short BLPOPs so that a socket timeout on the Redis client never ends the wait early;
         # the caller's asyncio.timeout bounds the whole wait.
         while True:
