@@ -492,7 +492,12 @@ class AsyncLegacyRabbitMQBackend(_AioBase):
         loop = asyncio.get_running_loop()
         finished: asyncio.Future[None] = loop.create_future()
         reader = loop.create_task(cls._blpop(redis, response_key))
-        reader.add_done_callback(lambda _: finished.done() or finished.set_result(None))
+
+        def on_done(_: asyncio.Task[bytes]) -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        reader.add_done_callback(on_done)
         try:
             await finished
         finally:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from typing import Any
 
 from zc_events import Dispatcher
 
-__all__ = ["INSTALL_HINT", "async_class", "has_async_handlers", "is_async"]
+__all__ = ["INSTALL_HINT", "async_class", "has_async_handlers"]
 
 log = logging.getLogger("zc_events.rabbitmq")
 
@@ -37,15 +36,7 @@ def async_class(name: str) -> Any:
     return _aio.AsyncRabbitMQBackend if name == "rabbitmq" else _aio.AsyncLegacyRabbitMQBackend
 
 
-def is_async(func: Any) -> bool:
-    """True for an ``async def`` handler (or an object whose ``__call__`` is one)."""
-    return func is not None and (
-        inspect.iscoroutinefunction(func)
-        or inspect.iscoroutinefunction(getattr(func, "__call__", None))  # noqa: B004
-    )
-
-
 def has_async_handlers(dispatcher: Dispatcher) -> bool:
     """True if some key of ``dispatcher`` is served by an ``async def`` handler."""
     keys = dispatcher.keys()
-    return any(is_async(dispatcher.handler_for(key)) for key in keys)
+    return any(dispatcher.is_async(key) for key in keys)

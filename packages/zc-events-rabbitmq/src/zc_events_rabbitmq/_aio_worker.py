@@ -22,10 +22,10 @@ import threading
 from concurrent.futures import Future
 from typing import Any
 
-from zc_events import Dispatcher, serving
-from zc_events.serving import Outcome
+from zc_events import Dispatcher
+from zc_events.serving import Outcome, failed_dispatch, native_envelope, native_outcome
 
-from ._aio_load import has_async_handlers, is_async
+from ._aio_load import has_async_handlers
 
 __all__ = ["AsyncOffload", "offload_async"]
 
@@ -81,24 +81,35 @@ class AsyncOffload:
         return self._pending.get(id(channel), 0)
 
     def handle(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        if not is_async(self.dispatcher.handler_for(method.routing_key)):
-            self.consumer.handle(channel, method, properties, body)
+        consumer = self.consumer
+        if not self.dispatcher.is_async(method.routing_key):
+            consumer.handle(channel, method, properties, body)
             return
-        failures = self.consumer.admit(channel, method, properties, body)
-        if failures is None:  # put back in the queue or dead-lettered (delivery limit)
+        # The delivery limit and the reply/ack/dead-letter step are the consumer's own; only
+        # the dispatching moves to the loop.
+        failures = consumer.admit(channel, method, properties, body)
+        if failures is None:
             return
         key = id(channel)
         with self._lock:
             self._pending[key] = self._pending.get(key, 0) + 1
         ioloop = channel.connection.ioloop
-        future = asyncio.run_coroutine_threadsafe(self._serve(body), self.loop)
+
+        def complete(future: Future[Outcome]) -> None:
+            try:
+                outcome = future.result()
+            except BaseException as exc:  # a bug: dead-letter rather than loop on the message
+                outcome = Outcome(dead_letter=f"serving failed: {type(exc).__name__}: {exc}")
+            try:
+                if not channel.is_closed:  # else the broker delivers the message again
+                    consumer.complete(channel, method, properties, body, outcome, failures)
+            finally:
+                self._done(key)
 
         def done(future: Future[Outcome]) -> None:
             try:
-                ioloop.add_callback_threadsafe(
-                    lambda: self._finish(channel, method, properties, body, future, failures)
-                )
-            except Exception:  # the connection is gone: the broker redelivers the message
+                ioloop.add_callback_threadsafe(lambda: complete(future))
+            except Exception:  # the connection is gone: the broker delivers the message again
                 log.warning(
                     "the connection of a message for %r closed while its handler ran; the "
                     "broker delivers it again",
@@ -106,7 +117,21 @@ class AsyncOffload:
                 )
                 self._done(key)
 
-        future.add_done_callback(done)
+        asyncio.run_coroutine_threadsafe(self._serve(body), self.loop).add_done_callback(done)
+
+    async def _serve(self, body: bytes) -> Outcome:
+        """:func:`zc_events.serving.serve_native`, awaiting the handler on the loop."""
+        dispatcher = self.dispatcher
+        envelope = native_envelope(dispatcher, body)
+        if isinstance(envelope, Outcome):
+            return envelope
+        try:
+            response = await dispatcher.adispatch(envelope)
+        except Exception as exc:
+            return failed_dispatch(envelope, exc)
+        return native_outcome(
+            dispatcher, envelope, response, self.consumer.dead_letter_failed_no_wait
+        )
 
     def _done(self, key: int) -> None:
         with self._lock:
@@ -115,40 +140,6 @@ class AsyncOffload:
                 self._pending[key] = left
             else:
                 self._pending.pop(key, None)
-
-    async def _serve(self, body: bytes) -> Outcome:
-        """The native serving of :mod:`zc_events.serving`, awaiting the async handler."""
-        envelope = serving.native_envelope(self.dispatcher, body)
-        if isinstance(envelope, Outcome):
-            return envelope
-        try:
-            response = await self.dispatcher.adispatch(envelope)
-        except Exception as exc:
-            return serving.failed_dispatch(envelope, exc)
-        return serving.native_outcome(
-            self.dispatcher, envelope, response, self.consumer.dead_letter_failed_no_wait
-        )
-
-    def _finish(
-        self,
-        channel: Any,
-        method: Any,
-        properties: Any,
-        body: bytes,
-        future: Future[Outcome],
-        failures: int,
-    ) -> None:
-        """Reply and acknowledge (or dead-letter), on the consumer thread."""
-        try:
-            if channel.is_closed:
-                return  # the broker redelivers the message
-            try:
-                outcome = future.result()
-            except Exception as exc:  # a bug: dead-letter rather than loop on the message
-                outcome = Outcome(dead_letter=f"serving failed: {type(exc).__name__}: {exc}")
-            self.consumer.complete(channel, method, properties, body, outcome, failures)
-        finally:
-            self._done(id(channel))
 
     def close(self) -> None:
         self.consumer.close()
