@@ -17,13 +17,6 @@ COUNT = 1000
 BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 10 point 4, not done yet: Celery's own consumer fails on bodies it cannot "
-    "decode (RecursionError in kombu's JSON, a protocol-2 body that is not [args, kwargs, "
-    "embed]) and the worker stops answering; remove this marker once such messages are "
-    "rejected without requeue",
-)
 def test_a_thousand_fuzzed_bodies_then_a_valid_call(make_service: Callable[[], Any]) -> None:
     service = make_service()
     with service.worker(concurrency=2) as worker, service.client() as client:

@@ -407,6 +407,7 @@ def install(
             "bind": True,
             "ignore_result": True,
             "shared": False,
+            "Strategy": "zc_events_celery._install:checked_strategy",
         }
         options.update(task_options or {})
 
@@ -416,3 +417,46 @@ def install(
 
         inst.task = app.task(**options)(microservice_event)
     return inst.task
+
+
+def _malformed(message: Any, body: Any) -> str | None:
+    """Why Celery's own task-message handling would fail on this message (None: it will not)."""
+    if body is None:  # protocol 2: [args, kwargs, embed], decoded here (kombu caches it)
+        payload = message.payload
+        if isinstance(payload, dict) and "args" in payload:  # Celery's "hybrid" form
+            args, kwargs = payload.get("args"), payload.get("kwargs", {})
+        elif isinstance(payload, list | tuple) and len(payload) == 3:
+            args, kwargs, embed = payload
+            if embed is not None and not isinstance(embed, dict):
+                return f"protocol-2 embed must be an object, got {type(embed).__name__}"
+        else:
+            return "protocol-2 body must be [args, kwargs, embed]"
+    else:  # protocol 1: the consumer decoded a dict with a 'task' key
+        args, kwargs = body.get("args", ()), body.get("kwargs", {})
+    if not isinstance(args, list | tuple):
+        return f"task args must be a list, got {type(args).__name__}"
+    if kwargs is not None and not isinstance(kwargs, dict):
+        return f"task kwargs must be an object, got {type(kwargs).__name__}"
+    return None
+
+
+def checked_strategy(task: Any, app: Any, consumer: Any, **kwargs: Any) -> Any:
+    """Celery's default strategy for ``microservice.event``, after a shape check.
+
+    Celery's own message handling raises ValueError/TypeError, which stop the worker
+    ("Unrecoverable error"), on a task message whose body is not ``[args, kwargs, embed]``.
+    Such a message is refused here with InvalidTaskError instead: Celery rejects it without
+    requeue (to the queue's dead-letter exchange, if any) and goes on consuming.
+    """
+    from celery.exceptions import InvalidTaskError
+    from celery.worker.strategy import default
+
+    handler = default(task, app, consumer, **kwargs)
+
+    def task_message_handler(message: Any, body: Any, *args: Any, **options: Any) -> Any:
+        why = _malformed(message, body)
+        if why is not None:
+            raise InvalidTaskError(f"malformed {legacy.EVENT_TASK!r} message: {why}")
+        return handler(message, body, *args, **options)
+
+    return task_message_handler
