@@ -6,11 +6,14 @@ Each of ``concurrency`` threads owns one connection and one consumer name, and l
    left unacknowledged for ``claim_idle`` seconds (a worker killed with ``kill -9``), and
    handle them; an entry delivered more than ``max_deliveries`` times is dead-lettered instead;
 2. ``XREADGROUP ... COUNT prefetch BLOCK block STREAMS <every key's stream> >``;
-3. for each entry: decode and check it, dispatch, push the reply, then ``XACK`` (reply and
-   acknowledgement leave in one pipelined round trip, in that order).
+3. for each entry: serve it with :mod:`zc_events.serving` (decode, size limit, expiry,
+   dispatch), check that its key is the stream's and its ``reply_to`` a reply list of the
+   prefix, push the reply, then ``XACK`` (reply and acknowledgement leave in one pipelined round
+   trip, in that order).
 
 Anything that cannot be decoded or dispatched, and failed no-wait work, moves to the service's
-dead-letter stream with the reason. On :meth:`Worker.stop` each thread finishes the entry in
+dead-letter stream with the reason. A heartbeat thread refreshes the entries being handled every
+``claim_idle / 3`` seconds, so a slow handler is not claimed by another consumer. On :meth:`Worker.stop` each thread finishes the entry in
 hand and leaves the rest of its read pending, marked idle so that live consumers claim them at
 their next pass; Redis going away makes a thread reconnect with backoff.
 """
