@@ -13,9 +13,10 @@ Each of ``concurrency`` threads owns one connection and one consumer name, and l
 
 Anything that cannot be decoded or dispatched, and failed no-wait work, moves to the service's
 dead-letter stream with the reason. A heartbeat thread refreshes the entries being handled every
-``claim_idle / 3`` seconds, so a slow handler is not claimed by another consumer. On :meth:`Worker.stop` each thread finishes the entry in
-hand and leaves the rest of its read pending, marked idle so that live consumers claim them at
-their next pass; Redis going away makes a thread reconnect with backoff.
+``claim_idle / 3`` seconds, so a slow handler is not claimed by another consumer. On
+:meth:`Worker.stop` each thread finishes the entry in hand and leaves the rest of its read
+pending, marked idle so that live consumers claim them at their next pass; Redis going away
+makes a thread reconnect with backoff.
 """
 
 from __future__ import annotations
