@@ -308,6 +308,26 @@ class Settings:
             raise ConfigurationError(f"setting EVENTS_EXCHANGE must be a string, got {value!r}")
         return value
 
+    def notifications_exchange(self, option: object = None, *, who: str = "legacy backend") -> str:
+        """The topic exchange of the zc_events 0.4 notifications (``send_email`` and the text,
+        push and slack kinds): ``option``, else ``NOTIFICATIONS_EXCHANGE``.
+
+        Required where notifications are published or consumed (no default, as for
+        :meth:`events_exchange`). Raises ConfigurationError naming the setting.
+        """
+        value = option if option is not None else self.get("NOTIFICATIONS_EXCHANGE", None)
+        if value is None or value == "":
+            raise ConfigurationError(
+                f"the {who} needs the topic exchange the fleet's notifications go through (the "
+                "old library's value): set NOTIFICATIONS_EXCHANGE, or pass "
+                "notifications_exchange="
+            )
+        if not isinstance(value, str):
+            raise ConfigurationError(
+                f"setting NOTIFICATIONS_EXCHANGE must be a string, got {value!r}"
+            )
+        return value
+
     @property
     def max_deliveries(self) -> int:
         """Deliveries of one message before a worker dead-letters it

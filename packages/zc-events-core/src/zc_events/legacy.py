@@ -14,6 +14,11 @@ A request is a Celery protocol-2 task message for the task ``microservice.event`
 A reply is ``RPUSH <response_key> {"data", "has_errors", "errors"}`` + ``EXPIRE 60`` in Redis,
 read by the caller with ``BLPOP``. The deprecated protocol-1 events
 (``{"task", "id", "args": [event_type, *args], "kwargs": {"task_id", ...}}``) are read too.
+
+Notifications (``send_email`` and the text, push and slack kinds) are protocol-1 messages for the
+task ``microservice.notification`` on the topic exchange ``NOTIFICATIONS_EXCHANGE``, routing key
+``microservice.notification.<kind>``: :func:`notification_message` builds one, and a backend
+that can publish them implements :class:`NotificationPublisher`.
 The full specification, field by field, is docs/protocol.md, section 4.
 """
 
@@ -22,13 +27,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from . import _json
-from ._envelope import METHODS, Envelope, validate_key
-from ._exceptions import EnvelopeError
+from ._envelope import METHODS, Envelope, new_id, validate_key
+from ._exceptions import ConfigurationError, EnvelopeError
 from ._response import Response, encode_reply
 
 __all__ = [
@@ -36,16 +41,23 @@ __all__ = [
     "BACKEND_TYPE",
     "EMBED",
     "EVENT_TASK",
+    "NOTIFICATION_KINDS",
+    "NOTIFICATION_ROUTING_PREFIX",
+    "NOTIFICATION_TASK",
     "RESPONSE_TTL",
     "LegacyEnvelope",
     "LegacyPublish",
     "LegacyRequest",
+    "NotificationPublisher",
     "build_payload",
     "build_request",
     "decode_response",
     "dumps_legacy",
     "encode_response",
     "is_response_key",
+    "notification_kinds",
+    "notification_message",
+    "notification_routing_key",
     "parse_request",
     "parse_task",
     "response_dict",
@@ -54,6 +66,12 @@ __all__ = [
 
 #: The Celery task name every legacy request is addressed to.
 EVENT_TASK = "microservice.event"
+#: The Celery task name of every legacy notification.
+NOTIFICATION_TASK = "microservice.notification"
+#: The notification kinds of the old library; kind ``k`` is routed with
+#: ``microservice.notification.<k>`` on ``NOTIFICATIONS_EXCHANGE``.
+NOTIFICATION_KINDS: tuple[str, ...] = ("email", "text", "push", "slack")
+NOTIFICATION_ROUTING_PREFIX = NOTIFICATION_TASK + "."
 #: Seconds a reply stays in Redis after it is pushed.
 RESPONSE_TTL = 60
 #: ``_backend.type`` in every legacy payload.
@@ -210,6 +228,98 @@ def task_message(
     return LegacyPublish(body, properties)
 
 
+def notification_routing_key(kind: str) -> str:
+    """``microservice.notification.<kind>``; raises ConfigurationError for an unknown kind."""
+    if kind not in NOTIFICATION_KINDS:
+        raise ConfigurationError(
+            f"unknown notification kind {kind!r}: the kinds are {', '.join(NOTIFICATION_KINDS)}"
+        )
+    return NOTIFICATION_ROUTING_PREFIX + kind
+
+
+def notification_kinds(value: object, *, who: str = "legacy backend") -> tuple[str, ...]:
+    """Check the ``notifications`` option (a list of kinds, e.g. ``["email"]``) of ``who``.
+
+    Returns the kinds without duplicates, in order. Raises ConfigurationError naming the option
+    and the valid kinds.
+    """
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset):
+        raise ConfigurationError(
+            f"the {who} option 'notifications' must be a list of notification kinds "
+            f"(some of {', '.join(NOTIFICATION_KINDS)}), got {value!r}"
+        )
+    kinds: list[str] = []
+    for kind in value:
+        if kind not in NOTIFICATION_KINDS:
+            raise ConfigurationError(
+                f"the {who} option 'notifications' names an unknown kind {kind!r}: the kinds are "
+                f"{', '.join(NOTIFICATION_KINDS)}"
+            )
+        if kind not in kinds:
+            kinds.append(kind)
+    return tuple(kinds)
+
+
+def notification_message(
+    event_type: str,
+    args: Sequence[Any] = (),
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    message_id: str | None = None,
+    priority: int = NO_WAIT_PRIORITY,
+) -> LegacyPublish:
+    """The notification the old ``emit_microservice_<kind>_notification(event_type, *args,
+    **kwargs)`` published: a protocol-1 body and its AMQP properties.
+
+    Body: ``{"task": "microservice.notification", "id", "args": [event_type, *args], "kwargs":
+    {"task_id": id, **kwargs}}`` (a ``task_id`` in ``kwargs`` replaces the message id in the
+    first position, as ``send_email``'s email id did). Properties: ``content_type``,
+    ``content_encoding`` and ``priority`` only (transient, as before). ``message_id`` defaults
+    to a new uuid4. Raises EnvelopeError for a bad event type or values that are not JSON.
+    """
+    validate_key(event_type)
+    task_id = message_id or new_id()
+    keyword_args: dict[str, Any] = {"task_id": task_id}
+    keyword_args.update(kwargs or {})
+    message = {
+        "task": NOTIFICATION_TASK,
+        "id": task_id,
+        "args": [event_type, *args],
+        "kwargs": keyword_args,
+    }
+    try:
+        body = dumps_legacy(message)
+    except TypeError as exc:
+        raise EnvelopeError(
+            f"notification {event_type!r} cannot be encoded as JSON: {exc} "
+            "(its arguments must be JSON values: dict, list, str, int, float, bool, None)",
+            "data",
+        ) from exc
+    properties = {
+        "content_type": "application/json",
+        "content_encoding": "utf-8",
+        "priority": priority,
+    }
+    return LegacyPublish(body, properties)
+
+
+@runtime_checkable
+class NotificationPublisher(Protocol):
+    """A backend that can publish legacy notifications (``rabbitmq_legacy``, ``celery``).
+
+    ``publish_notification(kind, message)`` publishes ``message`` (from
+    :func:`notification_message`) on ``NOTIFICATIONS_EXCHANGE`` with routing key
+    ``microservice.notification.<kind>`` and returns once the broker confirmed it. It raises
+    ConfigurationError when ``NOTIFICATIONS_EXCHANGE`` is not set, NoRouteError when no queue
+    is bound for that kind, PublishError when the broker did not take it.
+    """
+
+    def publish_notification(self, kind: str, message: LegacyPublish) -> None:
+        """Publish one notification of ``kind``; return once the broker confirmed it."""
+
+
 def _method(value: object) -> str:
     if value is None:
         return "POST"
@@ -240,7 +350,9 @@ def parse_task(
     ``args == [key, payload]`` is an RPC request; ``args == [event_type, *args]`` with keyword
     arguments is an event (a protocol-1 ``emit_microservice_event``): key = event type, method
     POST, data = the keyword arguments without ``task_id``, and any further positional arguments
-    in the ``legacy_args`` header. Raises :class:`EnvelopeError` naming what is wrong.
+    in the ``legacy_args`` header. A ``microservice.notification`` is read the same way, except
+    that ``data`` keeps ``task_id`` (``send_email`` puts its email id there). Raises
+    :class:`EnvelopeError` naming what is wrong.
     """
     if not isinstance(args, list | tuple) or not args:
         raise EnvelopeError(
@@ -287,7 +399,10 @@ def parse_task(
             time.time(),
         )
         return LegacyRequest(envelope, response_key, protocol, task)
-    data = {k: v for k, v in kwargs.items() if k != "task_id"}
+    if task == NOTIFICATION_TASK:  # task_id may be the sender's own id (send_email's email id)
+        data = dict(kwargs)
+    else:
+        data = {k: v for k, v in kwargs.items() if k != "task_id"}
     event_id = task_id or kwargs.get("task_id")
     if not isinstance(event_id, str) or not event_id:
         raise EnvelopeError(f"legacy {task!r} event {key!r} has no task id", "id")

@@ -7,6 +7,9 @@ that decision lives here, once, so the transports differ only in their I/O:
 - :func:`serve_native` — a native envelope: decode, skip if expired, dispatch, encode the reply.
 - :class:`LegacyServer` — a zc_events 0.4 request (AMQP body or decoded Celery task): decode,
   ignore keys other services handle, dispatch, push the reply to Redis with bounded retries.
+  Legacy notifications (``microservice.notification``, protocol 1) take the same path: the
+  handler named by the event type gets the keyword arguments as ``data``; one nobody here
+  handles is dead-lettered (it was routed to this service by its kind).
 - :func:`delivery_decision` — the delivery limit (``ZC_EVENTS_MAX_DELIVERIES``): a message whose
   handler keeps killing the worker is dead-lettered instead of looping forever.
 - :meth:`Outcome.dead_letter_headers` — the headers a dead-lettered copy carries.
@@ -306,11 +309,14 @@ class LegacyServer:
             return _failed(exc, "decoding")
         return self.serve_request(request)
 
-    def serve_task(self, args: Any, kwargs: Any, task_id: str | None) -> Outcome:
-        """Serve a ``microservice.event`` task already decoded by Celery."""
+    def serve_task(
+        self, args: Any, kwargs: Any, task_id: str | None, task: str = legacy.EVENT_TASK
+    ) -> Outcome:
+        """Serve a ``microservice.event`` (or ``microservice.notification``) task already
+        decoded by Celery."""
         try:
             request = legacy.parse_task(
-                list(args) if isinstance(args, tuple) else args, kwargs, task_id=task_id
+                list(args) if isinstance(args, tuple) else args, kwargs, task=task, task_id=task_id
             )
         except Exception as exc:
             return _failed(exc, "decoding")
@@ -319,9 +325,21 @@ class LegacyServer:
     def serve_request(self, request: legacy.LegacyRequest) -> Outcome:
         """Dispatch a decoded request; push its reply (retried, never re-dispatched)."""
         envelope = request.envelope
-        if request.task != legacy.EVENT_TASK:
+        if request.task not in (legacy.EVENT_TASK, legacy.NOTIFICATION_TASK):
             return Outcome(dead_letter=f"unknown task {request.task!r}", id=envelope.id)
         try:
+            if request.task == legacy.NOTIFICATION_TASK and not self.dispatcher.handles(
+                envelope.key
+            ):
+                # Routed to this service by kind: nobody else will handle it.
+                return Outcome(
+                    dead_letter=(
+                        f"no handler for notification {envelope.key!r}: register a handler "
+                        f"named {envelope.key!r} in the service that consumes these notifications"
+                    ),
+                    key=envelope.key,
+                    id=envelope.id,
+                )
             if not self.dispatcher.handles(envelope.key):
                 log.debug(
                     "ignoring legacy %s %r (id %s): another service on the fanout handles it",
