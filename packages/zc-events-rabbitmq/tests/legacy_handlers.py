@@ -1,4 +1,5 @@
-"""Handlers named as in the legacy captures (``add``, ``some_event``), for worker subprocesses.
+"""Handlers named as in the legacy captures (``add``, ``some_event``, ``send_email``), for worker
+subprocesses.
 
 Each call is also recorded in the Redis list named by ``LEGACY_CALLS`` so tests can see
 fire-and-forget calls and events.
@@ -32,4 +33,10 @@ def add(request: zc_events.Request) -> Any:
 
 @zc_events.handler("some_event")
 def some_event(request: zc_events.Request) -> None:
+    _record(request)
+
+
+@zc_events.handler("send_email")
+def send_email(request: zc_events.Request) -> None:
+    """What an email service migrated to zc-events serves (legacy notification ``send_email``)."""
     _record(request)

@@ -1,4 +1,5 @@
-"""AWS helpers for zc-events: S3 helpers, email events, and the S3 claim-check middleware.
+"""AWS helpers for zc-events: S3 helpers, email and other legacy notifications, and the S3
+claim-check middleware.
 
     from zc_events_aws import save_string_contents_to_s3, read_s3_file_as_string, send_email
 
@@ -27,6 +28,13 @@ from ._email import (
     email_notification_message,
     send_email,
 )
+from ._notifications import (
+    emit_microservice_email_notification,
+    emit_microservice_push_notification,
+    emit_microservice_slack_notification,
+    emit_microservice_text_notification,
+    send_notification,
+)
 from ._s3 import (
     S3IOException,
     S3Settings,
@@ -52,6 +60,10 @@ __all__ = [
     "S3IOException",
     "S3Settings",
     "email_notification_message",
+    "emit_microservice_email_notification",
+    "emit_microservice_push_notification",
+    "emit_microservice_slack_notification",
+    "emit_microservice_text_notification",
     "put_claim_check_lifecycle",
     "read_s3_file_as_string",
     "reset_clients",
@@ -59,4 +71,5 @@ __all__ = [
     "save_file_contents_to_s3",
     "save_string_contents_to_s3",
     "send_email",
+    "send_notification",
 ]

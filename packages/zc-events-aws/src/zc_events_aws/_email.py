@@ -1,4 +1,5 @@
-"""``send_email``: upload bodies and attachments to S3, then fire the ``send_email`` event."""
+"""``send_email``: upload bodies and attachments to S3, then send the ``send_email`` notification
+(the legacy message on legacy-compatible backends, the ``send_email`` key on the others)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from datetime import date
 from typing import Any
 
 import zc_events
-from zc_events import EventClient, Settings, ZcEventsError
+from zc_events import EventClient, Settings, ZcEventsError, legacy, new_id
 
+from ._notifications import send_notification
 from ._s3 import save_file_contents_to_s3, save_string_contents_to_s3
 
 __all__ = [
@@ -84,7 +86,12 @@ def send_email(
     bucket: str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Upload the bodies and attachments to S3 and fire the ``send_email`` event (no wait).
+    """Upload the bodies and attachments to S3, then send the ``send_email`` notification.
+
+    On a legacy-compatible backend (``rabbitmq_legacy``, ``celery``) that is the old message on
+    ``NOTIFICATIONS_EXCHANGE`` (required) with routing key ``microservice.notification.email``,
+    byte for byte as the old ``EventClient.send_email``; on the others a ``post_no_wait`` to the
+    ``send_email`` key with the same data (:func:`send_notification`).
 
     ``to``, ``cc``, ``bcc`` and ``reply_to`` are lists of addresses or comma-separated strings; not
     all may be empty. ``attachments`` are ``(filename, content_type, content)`` tuples (content
@@ -93,7 +100,8 @@ def send_email(
     ``<date>/<timestamp>_<email id>/``. ``client`` defaults to the module-level default client.
 
     Returns the event data: the same fields, in the same order, as the old helper sent.
-    Raises InvalidEmail before uploading anything, S3IOException when an upload fails.
+    Raises InvalidEmail before uploading anything, S3IOException when an upload fails,
+    ConfigurationError when a legacy backend has no ``NOTIFICATIONS_EXCHANGE``.
     """
     to_list = _recipients("to", to)
     cc_list = _recipients("cc", cc)
@@ -167,9 +175,10 @@ def send_email(
     }
     if unsubscribe_group is not None:
         data["unsubscribe_group"] = unsubscribe_group
-    client = client if client is not None else zc_events.default_client()
-    client.post_no_wait(EMAIL_EVENT, data=data)
-    log.info("send_email %s: fired %r to %s", email_id, EMAIL_EVENT, to_list)
+    message_id = send_notification(client, "email", EMAIL_EVENT, **data)
+    log.info(
+        "send_email %s: sent %r (message %s) to %s", email_id, EMAIL_EVENT, message_id, to_list
+    )
     return data
 
 
@@ -180,11 +189,12 @@ def email_notification_message(
     it on ``NOTIFICATIONS_EXCHANGE`` with routing key :data:`EMAIL_ROUTING_KEY`): a Celery
     protocol-1 task message ``{"task": "microservice.notification", "id", "args", "kwargs"}``.
 
-    For transports that speak the old wire; ``message_id`` defaults to a new uuid4.
+    ``message_id`` defaults to a new uuid4. :func:`send_email` publishes it already on the
+    legacy-compatible backends; the wire bytes are :func:`zc_events.legacy.notification_message`.
     """
     return {
-        "task": "microservice.notification",
-        "id": message_id or str(uuid.uuid4()),
+        "task": legacy.NOTIFICATION_TASK,
+        "id": message_id or new_id(),
         "args": [EMAIL_EVENT],
         "kwargs": dict(data),
     }

@@ -470,9 +470,10 @@ class Link:
                     self._nacked.add(t)
 
     def _on_pub_return(self, _channel: Any, method: Any, properties: Any, _body: bytes) -> None:
+        # A message without an id (a legacy notification) is known by its destination.
         message_id = properties.message_id or properties.correlation_id
-        if message_id:
-            self._returns[message_id] = f"{method.reply_code} {method.reply_text}"
+        key = message_id or f"\0{method.exchange}\0{method.routing_key}"
+        self._returns[key] = f"{method.reply_code} {method.reply_text}"
 
     def publish_confirmed(self, messages: Sequence[Outgoing], timeout: float) -> list[str | None]:
         """Publish ``messages`` and wait once for all their confirms.
@@ -528,7 +529,12 @@ class Link:
                 out.append("nacked by the broker")
             else:
                 props = message.properties
-                out.append(self._returns.get(props.message_id or props.correlation_id or ""))
+                key = (
+                    props.message_id
+                    or props.correlation_id
+                    or f"\0{message.exchange}\0{message.routing_key}"
+                )
+                out.append(self._returns.get(key))
         return out
 
     def _confirmed(self, messages: Sequence[Outgoing], tags: list[int]) -> dict[int, str | None]:

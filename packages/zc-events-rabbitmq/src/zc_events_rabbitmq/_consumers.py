@@ -15,11 +15,12 @@ quorum queues the broker's ``x-delivery-count`` is used instead.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pika
 
-from zc_events import Dispatcher, Settings
+from zc_events import ConfigurationError, Dispatcher, Settings, legacy
 from zc_events.serving import (
     FAILURES_HEADER,
     LegacyServer,
@@ -277,16 +278,29 @@ def redis_client(url: str) -> Any:
 
 
 def legacy_consumer(
-    backend: RabbitMQBase, dispatcher: Dispatcher, events_exchange: str | None
+    backend: RabbitMQBase,
+    dispatcher: Dispatcher,
+    events_exchange: str | None,
+    *,
+    notifications: Sequence[str] = (),
+    notifications_exchange: str | None = None,
 ) -> LegacyConsumer:
-    """The legacy consumer for ``backend``'s settings (``SERVICE_NAME``, ``EVENTS_EXCHANGE``)."""
-    exchange = backend.settings.events_exchange(events_exchange, who=f"{backend.name} backend")
+    """The legacy consumer for ``backend``'s settings (``SERVICE_NAME``, ``EVENTS_EXCHANGE``,
+    and ``NOTIFICATIONS_EXCHANGE`` when it consumes ``notifications``)."""
+    who = f"{backend.name} backend"
+    exchange = backend.settings.events_exchange(events_exchange, who=who)
+    kinds = legacy.notification_kinds(notifications, who=who)
+    topic = (
+        backend.settings.notifications_exchange(notifications_exchange, who=who) if kinds else None
+    )
     return LegacyConsumer(
         exchange,
         backend.settings.service_name,
         dispatcher,
         redis_client(backend.redis_url),
         backend.settings,
+        notifications=kinds,
+        notifications_exchange=topic,
     )
 
 
@@ -309,9 +323,19 @@ class LegacyConsumer(QueueConsumer):
         dispatcher: Dispatcher,
         redis: Any,
         settings: Settings,
+        *,
+        notifications: Sequence[str] = (),
+        notifications_exchange: str | None = None,
     ) -> None:
         super().__init__(settings)
         self.exchange = exchange
+        self.notifications = tuple(notifications)
+        if self.notifications and not notifications_exchange:
+            raise ConfigurationError(
+                "consuming legacy notifications needs NOTIFICATIONS_EXCHANGE "
+                "(or notifications_exchange=)"
+            )
+        self.notifications_exchange = notifications_exchange
         self.queue = f"{service}-events"
         self.dead_queue = f"{service}.dead"
         self.dispatcher = dispatcher
@@ -324,6 +348,14 @@ class LegacyConsumer(QueueConsumer):
         channel.exchange_declare(self.exchange, "fanout", durable=True)
         channel.queue_declare(self.queue, durable=True, arguments={"x-max-priority": MAX_PRIORITY})
         channel.queue_bind(self.queue, self.exchange, routing_key="")
+        if self.notifications:
+            channel.exchange_declare(self.notifications_exchange, "topic", durable=True)
+            for kind in self.notifications:
+                channel.queue_bind(
+                    self.queue,
+                    self.notifications_exchange,
+                    routing_key=legacy.notification_routing_key(kind),
+                )
         channel.queue_declare(self.dead_queue, durable=True)
 
     def serve(self, body: bytes, properties: Any) -> Outcome:

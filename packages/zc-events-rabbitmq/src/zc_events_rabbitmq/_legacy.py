@@ -45,6 +45,12 @@ class LegacyRabbitMQBackend(RabbitMQBase):
     ``CELERY_BROKER_URL``, ``EVENTS_REDIS_URL``, ``EVENTS_EXCHANGE``, ``SERVICE_NAME``; or the
     options ``url``, ``redis_url``, ``events_exchange``.
 
+    Legacy notifications: :meth:`publish_notification` publishes them on
+    ``NOTIFICATIONS_EXCHANGE`` (option ``notifications_exchange``), and the option
+    ``notifications`` (kinds, e.g. ``["email"]``) makes :meth:`serve` bind the events queue to
+    that topic exchange with ``microservice.notification.<kind>`` and dispatch each
+    notification to the handler named by its event type.
+
     Unlike the old client it declares the service queue once per connection rather than before
     every publish, and it waits for a publisher confirm (invisible to peers), so a message the
     broker did not take raises instead of being lost. A key nobody handles cannot be detected
@@ -62,12 +68,19 @@ class LegacyRabbitMQBackend(RabbitMQBase):
         *,
         settings: Settings | None = None,
         events_exchange: str | None = None,
+        notifications: Sequence[str] | None = None,
+        notifications_exchange: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__(settings=settings, **options)
         self.events_exchange = self.settings.events_exchange(
             events_exchange, who=f"{self.name} backend"
         )
+        #: The notification kinds the worker consumes (option ``notifications``).
+        self.notifications = legacy.notification_kinds(notifications, who=f"{self.name} backend")
+        self._notifications_exchange = notifications_exchange
+        if self.notifications:  # consumed: required now, not on the first message
+            self._notifications_exchange = self.notifications_exchange
         self._redis: Any = None
         self._redis_lock = threading.Lock()
 
@@ -87,8 +100,21 @@ class LegacyRabbitMQBackend(RabbitMQBase):
                     self._redis = redis_client(self.redis_url)
         return self._redis
 
+    @property
+    def notifications_exchange(self) -> str:
+        """The topic exchange of legacy notifications (option ``notifications_exchange``, else
+        ``NOTIFICATIONS_EXCHANGE``); ConfigurationError when neither is set."""
+        return self.settings.notifications_exchange(
+            self._notifications_exchange, who=f"{self.name} backend"
+        )
+
     def setup_channel(self, channel: Any) -> None:
         channel.exchange_declare(self.events_exchange, "fanout", durable=True)
+        notifications = self._notifications_exchange or self.settings.get(
+            "NOTIFICATIONS_EXCHANGE", None
+        )
+        if notifications:
+            channel.exchange_declare(self.notifications_exchange, "topic", durable=True)
         service = self.settings.get("SERVICE_NAME", None)
         if service:  # the old client declared its own events queue (before every publish)
             channel.queue_declare(
@@ -149,13 +175,47 @@ class LegacyRabbitMQBackend(RabbitMQBase):
         if envelopes:
             self.publish_confirmed(envelopes, [self._outgoing(env, None) for env in envelopes])
 
+    def publish_notification(self, kind: str, message: legacy.LegacyPublish) -> None:
+        """Publish a legacy notification (:func:`zc_events.legacy.notification_message`) on
+        ``NOTIFICATIONS_EXCHANGE`` with routing key ``microservice.notification.<kind>``, as
+        the old ``emit_microservice_<kind>_notification`` did; return on the broker's confirm.
+
+        Implements :class:`zc_events.legacy.NotificationPublisher`. Unlike the old client it
+        publishes with ``mandatory``: NoRouteError when no queue is bound for ``kind`` (no
+        service consumes these notifications) instead of losing the message.
+        """
+        routing_key = legacy.notification_routing_key(kind)
+        exchange = self.notifications_exchange
+        placeholder = Envelope(routing_key)  # names the message in errors
+        self.check_size(placeholder, message.body)
+        outgoing = Outgoing(
+            exchange, routing_key, message.body, pika.BasicProperties(**message.properties)
+        )
+        try:
+            self.publish_confirmed([placeholder], [outgoing])
+        except NoRouteError as exc:
+            raise NoRouteError(
+                f"no queue is bound to the notifications exchange {exchange!r} with "
+                f"{routing_key!r}: no service consumes {kind} notifications (the broker "
+                "returned the message)",
+                routing_key,
+            ) from exc
+
     def serve(self, dispatcher: Dispatcher | None = None) -> None:
-        """Consume ``<SERVICE_NAME>-events`` and answer old-format requests until :meth:`stop`."""
+        """Consume ``<SERVICE_NAME>-events`` and answer old-format requests until :meth:`stop`
+        (and the notifications of the kinds in the option ``notifications``)."""
         from ._consumers import legacy_consumer
         from ._worker import Worker
 
         dispatcher = dispatcher if dispatcher is not None else self.default_dispatcher()
-        Worker(self, [legacy_consumer(self, dispatcher, self.events_exchange)]).run(self.stopping)
+        consumer = legacy_consumer(
+            self,
+            dispatcher,
+            self.events_exchange,
+            notifications=self.notifications,
+            notifications_exchange=self._notifications_exchange,
+        )
+        Worker(self, [consumer]).run(self.stopping)
 
     def close(self) -> None:
         super().close()

@@ -18,6 +18,7 @@ from zc_events import (
     Response,
     Settings,
 )
+from zc_events import legacy as legacy_codec
 
 from ._amqp import REPLY_TO, Link, Outgoing
 from ._base import RabbitMQBase
@@ -54,7 +55,9 @@ class RabbitMQBackend(RabbitMQBase):
     ``<queue>.dead``), ``prefetch`` (unacknowledged messages per consumer thread, default 10),
     ``concurrency`` (consumer threads, each with its own connection, default 4), ``legacy``
     (also serve the zc_events 0.4 protocol on ``<SERVICE_NAME>-events``, default False, with
-    ``events_exchange`` and ``redis_url`` as for ``rabbitmq_legacy``).
+    ``events_exchange`` and ``redis_url`` as for ``rabbitmq_legacy``), ``notifications`` (with
+    ``legacy=True``: the legacy notification kinds to consume, e.g. ``["email"]``, from
+    ``NOTIFICATIONS_EXCHANGE`` or the option ``notifications_exchange``).
     """
 
     name = "rabbitmq"
@@ -67,6 +70,8 @@ class RabbitMQBackend(RabbitMQBase):
         queue: str | None = None,
         legacy: bool = False,
         events_exchange: str | None = None,
+        notifications: Sequence[str] | None = None,
+        notifications_exchange: str | None = None,
         **options: Any,
     ) -> None:
         super().__init__(settings=settings, **options)
@@ -82,6 +87,15 @@ class RabbitMQBackend(RabbitMQBase):
         self._queue = queue
         self.legacy = bool(legacy)
         self._events_exchange = events_exchange
+        self.notifications = legacy_codec.notification_kinds(notifications, who="rabbitmq backend")
+        if self.notifications and not self.legacy:
+            raise ConfigurationError(
+                "rabbitmq backend option 'notifications' needs legacy=True: notifications "
+                "arrive on the legacy events queue <SERVICE_NAME>-events"
+            )
+        self._notifications_exchange = notifications_exchange
+        if self.notifications:  # consumed: required now, not on the first message
+            self.settings.notifications_exchange(notifications_exchange, who="rabbitmq backend")
 
     @property
     def queue(self) -> str:
@@ -173,7 +187,15 @@ class RabbitMQBackend(RabbitMQBase):
         dispatcher = dispatcher if dispatcher is not None else self.default_dispatcher()
         consumers: list[Any] = [self.native_consumer(dispatcher)]
         if self.legacy:
-            consumers.append(legacy_consumer(self, dispatcher, self._events_exchange))
+            consumers.append(
+                legacy_consumer(
+                    self,
+                    dispatcher,
+                    self._events_exchange,
+                    notifications=self.notifications,
+                    notifications_exchange=self._notifications_exchange,
+                )
+            )
         from ._aio_worker import offload_async
 
         consumers[0] = offload_async(consumers[0], dispatcher)  # async def handlers: on a loop
