@@ -143,7 +143,7 @@ def assert_captured_shape(message: tuple[Any, Any, bytes], returned: dict[str, A
 
 
 @pytest.mark.rabbitmq
-@pytest.mark.parametrize("backend", ["rabbitmq_legacy"])
+@pytest.mark.parametrize("backend", ["rabbitmq_legacy", "celery"])
 def test_send_email_reaches_the_old_email_service_as_captured(
     fleet: dict[str, str], legacy_client: ClientFor, backend: str
 ) -> None:

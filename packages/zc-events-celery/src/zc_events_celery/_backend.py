@@ -20,6 +20,7 @@ from zc_events import (
     Dispatcher,
     Envelope,
     EnvelopeError,
+    NoRouteError,
     PublishError,
     RequestTimeout,
     Response,
@@ -116,6 +117,9 @@ class CeleryBackend(Backend):
     - ``queue``: the service's queue for :meth:`serve` (else ``<SERVICE_NAME>-events``).
     - ``confirm_publish`` (default True): ``*_no_wait`` returns only once RabbitMQ confirmed it.
     - ``pool`` (default ``"threads"``) and ``concurrency`` (default 8): the worker of :meth:`serve`.
+    - ``notifications_exchange``: the topic exchange of legacy notifications (else
+      ``NOTIFICATIONS_EXCHANGE``, else the one given to ``install()``; required to publish or
+      consume them); ``notifications``: the kinds :meth:`serve` consumes (as ``install()``).
 
     A key nobody handles cannot be detected on a fanout: such calls raise RequestTimeout.
     """
@@ -129,6 +133,10 @@ class CeleryBackend(Backend):
         redis_url = options.pop("redis_url", None)
         exchange = options.pop("events_exchange", None)
         queue = options.pop("queue", None)
+        notifications_exchange = options.pop("notifications_exchange", None)
+        self.notifications = legacy.notification_kinds(
+            options.pop("notifications", None), who="celery backend"
+        )
         self.confirm_publish = bool(options.pop("confirm_publish", True))
         self.pool = str(options.pop("pool", "threads"))
         self.concurrency = int(options.pop("concurrency", 8))
@@ -154,10 +162,15 @@ class CeleryBackend(Backend):
             exchange = exchange if exchange is not None else inst.exchange
             queue = queue if queue is not None else inst.queue.name
             redis_url = redis_url if redis_url is not None else inst.redis_url
+            if notifications_exchange is None and inst.notifications:
+                notifications_exchange = inst.queue.notification_bindings[0][0]
         self.redis_url = self.settings.redis_url({"redis_url": redis_url})
         self.exchange_name, self.queue_name = resolve_names(
             self.settings, exchange=exchange, queue=queue
         )
+        self._notifications_exchange = notifications_exchange
+        if self.notifications:  # consumed by serve(): required now, not on the first message
+            self.settings.notifications_exchange(notifications_exchange, who="celery backend")
         self._exchange = Exchange(self.exchange_name, type="fanout", durable=True)
         base = {
             "exchange": self._exchange,
@@ -265,6 +278,55 @@ class CeleryBackend(Backend):
         if failed:
             raise batch_error(failed, len(envelopes))
 
+    def publish_notification(self, kind: str, message: legacy.LegacyPublish) -> None:
+        """Publish a legacy notification (:func:`zc_events.legacy.notification_message`) on
+        ``NOTIFICATIONS_EXCHANGE`` (option ``notifications_exchange``) with routing key
+        ``microservice.notification.<kind>``, as the old library did; implements
+        :class:`zc_events.legacy.NotificationPublisher`.
+
+        The message goes out as it is (no Celery serializer, no ``delivery_mode``, no headers:
+        the old properties exactly). With ``confirm_publish`` (the default) it returns once the
+        broker confirmed it, and raises NoRouteError when no queue is bound for ``kind``.
+        """
+        import amqp
+
+        routing_key = legacy.notification_routing_key(kind)
+        name = self.settings.notifications_exchange(
+            self._notifications_exchange, who="celery backend"
+        )
+        self.check_size(Envelope(routing_key), message.body)
+        returned: list[str] = []
+
+        def on_return(exc: Any, exchange: str, routing_key: str, msg: Any) -> None:
+            returned.append(str(exc))
+
+        try:
+            with self._no_wait_producers().acquire(block=True) as producer:
+                channel = producer.channel
+                producer.maybe_declare(Exchange(name, type="topic", durable=True))
+                channel.events["basic_return"].add(on_return)
+                try:
+                    channel.basic_publish(
+                        amqp.Message(message.body, **message.properties),
+                        exchange=name,
+                        routing_key=routing_key,
+                        mandatory=True,
+                    )
+                finally:
+                    channel.events["basic_return"].discard(on_return)
+        except Exception as exc:
+            raise PublishError(
+                f"could not publish the {kind} notification to the Celery broker, exchange "
+                f"{name!r}: {exc!r}"
+            ) from exc
+        if returned:
+            raise NoRouteError(
+                f"no queue is bound to the notifications exchange {name!r} with "
+                f"{routing_key!r}: no service consumes {kind} notifications (the broker "
+                f"returned the message: {returned[0]})",
+                routing_key,
+            )
+
     # -- server side ---------------------------------------------------------------------
     def serve(self, dispatcher: Dispatcher | None = None) -> None:
         """Run a Celery worker for the service's events queue in this process until stopped.
@@ -281,6 +343,8 @@ class CeleryBackend(Backend):
                 redis_url=self.redis_url,
                 dispatcher=dispatcher,
                 settings=self.settings,
+                notifications=self.notifications,
+                notifications_exchange=self._notifications_exchange,
             )
             inst = installation(self.app)
         assert inst is not None

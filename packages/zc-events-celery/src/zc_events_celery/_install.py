@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULTS",
+    "EventsQueue",
     "Installation",
     "events_queue",
     "install",
@@ -52,18 +53,55 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def events_queue(name: str, exchange: str) -> Queue:
+class EventsQueue(Queue):  # type: ignore[misc]
+    """The events queue: bound to the fanout events exchange and, for each
+    ``(exchange, routing_key)`` in ``notification_bindings``, to the topic exchange of legacy
+    notifications.
+
+    (kombu's own ``bindings`` would drop the main exchange, and Celery would then bind the queue
+    to the app's default exchange as well; so the extra bindings are made here.)
+    """
+
+    attrs = (*Queue.attrs, ("notification_bindings", tuple))
+    notification_bindings: tuple[tuple[str, str], ...] = ()
+
+    def _create_bindings(self, nowait: bool = False, channel: Any = None) -> None:
+        super()._create_bindings(nowait=nowait, channel=channel)
+        channel = channel or self.channel
+        for exchange, routing_key in self.notification_bindings or ():
+            Exchange(exchange, type="topic", durable=True).declare(channel=channel)
+            channel.queue_bind(queue=self.name, exchange=exchange, routing_key=routing_key)
+
+
+def events_queue(
+    name: str,
+    exchange: str,
+    *,
+    notifications: Iterable[str] = (),
+    notifications_exchange: str | None = None,
+) -> Queue:
     """The service's durable priority queue bound to the fanout ``exchange``.
 
     Declared with exactly the arguments zc_events 0.4 used (``x-max-priority: 10``), so old and
-    new processes can both declare it.
+    new processes can both declare it. With ``notifications`` (kinds such as ``"email"``) it is
+    also bound to the topic exchange ``notifications_exchange`` with
+    ``microservice.notification.<kind>``.
     """
-    return Queue(
+    kinds = legacy.notification_kinds(tuple(notifications), who="celery install()")
+    if kinds and not notifications_exchange:
+        raise ConfigurationError(
+            "consuming legacy notifications needs NOTIFICATIONS_EXCHANGE "
+            "(or notifications_exchange=)"
+        )
+    return EventsQueue(
         name,
         Exchange(exchange, type="fanout", durable=True),
         routing_key="",
         durable=True,
         queue_arguments={"x-max-priority": 10},
+        notification_bindings=tuple(
+            (notifications_exchange, legacy.notification_routing_key(kind)) for kind in kinds
+        ),
     )
 
 
@@ -102,6 +140,9 @@ class Installation:
     _redis_pid: int = field(default=0, repr=False)
     _imported: bool = field(default=False, repr=False)
     _worker_hook: bool = field(default=False, repr=False)
+    #: The legacy notification kinds the service consumes (``install(notifications=)``).
+    notifications: tuple[str, ...] = ()
+    notification_task: Task | None = None
 
     @property
     def exchange(self) -> str:
@@ -154,8 +195,15 @@ class Installation:
                     self._redis_pid = pid
         return self._redis
 
-    def run(self, request: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """The body of the ``microservice.event`` task (``request`` is the task's request).
+    def run(
+        self,
+        request: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        task: str = legacy.EVENT_TASK,
+    ) -> None:
+        """The body of the ``microservice.event`` task (and of ``microservice.notification``,
+        ``task``); ``request`` is the task's request.
 
         Serves the call with :class:`zc_events.serving.LegacyServer`. A message that cannot be
         served, or one delivered more than ``ZC_EVENTS_MAX_DELIVERIES`` times, is copied to
@@ -174,7 +222,7 @@ class Installation:
                 "%s message %s was delivered before and never acknowledged (a worker died "
                 "handling it?): putting it back at the end of %r, %d of %d deliveries used "
                 "(ZC_EVENTS_MAX_DELIVERIES)",
-                legacy.EVENT_TASK,
+                task,
                 task_id,
                 self.queue.name,
                 failures,
@@ -186,15 +234,16 @@ class Installation:
                 kwargs,
                 task_id,
                 {**(headers or {}), FAILURES_HEADER: failures},
+                task,
             )
             return
         if decision == "dead_letter":
             outcome = too_many_deliveries(failures, max_deliveries)
         else:
-            outcome = self.server().serve_task(args, kwargs, task_id)
+            outcome = self.server().serve_task(args, kwargs, task_id, task)
             failures += 1
         if not outcome.ack:
-            self.dead_letter(outcome, args, kwargs, task_id, headers, failures)
+            self.dead_letter(outcome, args, kwargs, task_id, headers, failures, task)
 
     def dead_letter(
         self,
@@ -204,6 +253,7 @@ class Installation:
         task_id: str | None,
         headers: dict[str, Any] | None,
         attempts: int,
+        task: str = legacy.EVENT_TASK,
     ) -> None:
         """Copy the message to :attr:`dead_queue` with the error, then reject it (no requeue)."""
         from celery.exceptions import Reject
@@ -213,10 +263,10 @@ class Installation:
             queue=self.queue.name,
             dead_queue=self.dead_queue,
             attempts=attempts,
-            what=f"{legacy.EVENT_TASK} message {task_id}",
+            what=f"{task} message {task_id}",
             logger=log,
         )
-        self._publish_copy(self.dead_queue, args, kwargs, task_id, dead_headers)
+        self._publish_copy(self.dead_queue, args, kwargs, task_id, dead_headers, task)
         raise Reject(outcome.dead_letter, requeue=False)
 
     def _publish_copy(
@@ -226,14 +276,15 @@ class Installation:
         kwargs: dict[str, Any],
         task_id: str | None,
         headers: dict[str, Any],
+        task: str = legacy.EVENT_TASK,
     ) -> None:
         """Publish the task message again, straight to ``queue`` (persistent, declared)."""
         task_id = task_id or str(uuid.uuid4())
         try:
-            message = legacy.task_message(list(args), dict(kwargs or {}), task_id)
+            message = legacy.task_message(list(args), dict(kwargs or {}), task_id, task=task)
             body = message.body
         except TypeError:  # not JSON (cannot happen for what Celery decoded): keep a repr
-            message = legacy.task_message([repr(args)[:10000]], {}, task_id)
+            message = legacy.task_message([repr(args)[:10000]], {}, task_id, task=task)
             body = message.body
         properties = dict(message.properties)
         task_headers = {**properties.pop("headers"), **headers}
@@ -333,6 +384,8 @@ def install(
     dispatcher: Dispatcher | None = None,
     settings: Settings | None = None,
     task_options: Mapping[str, Any] | None = None,
+    notifications: Iterable[str] = (),
+    notifications_exchange: str | None = None,
 ) -> Task[Any, Any]:
     """Make ``app`` a zc-events service; returns the registered ``microservice.event`` task.
 
@@ -344,6 +397,11 @@ def install(
       ``@zc_events.handler`` registry, ``ZC_EVENTS_HANDLERS``/``JOB_MAPPING``, the handlers of
       ``modules``, or ``dispatcher``), answers through Redis (``redis_url``, else
       ``EVENTS_REDIS_URL``) and also accepts the old protocol-1 events;
+    - with ``notifications`` (legacy notification kinds, e.g. ``["email"]``): binds the queue
+      to the topic exchange ``notifications_exchange`` (else ``NOTIFICATIONS_EXCHANGE``;
+      required then) with ``microservice.notification.<kind>``, and registers the
+      ``microservice.notification`` task, which hands each notification to the handler named
+      by its event type (``send_email``...) with the keyword arguments as ``request.data``;
     - adds :data:`DEFAULTS` (JSON only, acks late, reject on worker loss, prefetch 1) as
       defaults: anything the app configures itself, before or after, wins.
 
@@ -359,7 +417,15 @@ def install(
             "zc_events_celery.install() needs the service's name to name its events queue: "
             "pass service_name= (or queue=), or set SERVICE_NAME"
         )
-    events = events_queue(queue_name, exchange_name)
+    kinds = legacy.notification_kinds(tuple(notifications), who="celery install()")
+    topic = (
+        settings.notifications_exchange(notifications_exchange, who="celery install()")
+        if kinds
+        else None
+    )
+    events = events_queue(
+        queue_name, exchange_name, notifications=kinds, notifications_exchange=topic
+    )
     inst = _INSTALLED.get(app)
     if inst is None:
         inst = Installation(app, events, settings)
@@ -368,6 +434,7 @@ def install(
         inst.queue, inst.settings, inst._imported = events, settings, False
         inst._server = None
     inst.redis_url = redis_url
+    inst.notifications = kinds
     inst.modules = list(modules)
     inst.dispatcher = dispatcher
     inst._server = None
@@ -416,6 +483,20 @@ def install(
             inst.run(self.request, args, kwargs)
 
         inst.task = app.task(**options)(microservice_event)
+    if kinds and inst.notification_task is None:
+        options = {
+            "name": legacy.NOTIFICATION_TASK,
+            "bind": True,
+            "ignore_result": True,
+            "shared": False,
+        }
+        options.update(task_options or {})
+
+        def microservice_notification(self: Task, *args: Any, **kwargs: Any) -> None:
+            """Hand a zc_events 0.4 notification to the handler named by its event type."""
+            inst.run(self.request, args, kwargs, legacy.NOTIFICATION_TASK)
+
+        inst.notification_task = app.task(**options)(microservice_notification)
     return inst.task
 
 
