@@ -162,8 +162,8 @@ class CeleryBackend(Backend):
             exchange = exchange if exchange is not None else inst.exchange
             queue = queue if queue is not None else inst.queue.name
             redis_url = redis_url if redis_url is not None else inst.redis_url
-            if notifications_exchange is None and inst.notifications:
-                notifications_exchange = inst.queue.notification_bindings[0][0]
+            if notifications_exchange is None:
+                notifications_exchange = inst.notifications_exchange
         self.redis_url = self.settings.redis_url({"redis_url": redis_url})
         self.exchange_name, self.queue_name = resolve_names(
             self.settings, exchange=exchange, queue=queue

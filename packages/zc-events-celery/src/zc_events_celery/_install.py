@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-class EventsQueue(Queue):  # type: ignore[misc]
+class EventsQueue(Queue):
     """The events queue: bound to the fanout events exchange and, for each
     ``(exchange, routing_key)`` in ``notification_bindings``, to the topic exchange of legacy
     notifications.
@@ -142,7 +142,9 @@ class Installation:
     _worker_hook: bool = field(default=False, repr=False)
     #: The legacy notification kinds the service consumes (``install(notifications=)``).
     notifications: tuple[str, ...] = ()
-    notification_task: Task | None = None
+    #: Their topic exchange (``NOTIFICATIONS_EXCHANGE`` or ``install(notifications_exchange=)``).
+    notifications_exchange: str | None = None
+    notification_task: Task[Any, Any] | None = None
 
     @property
     def exchange(self) -> str:
@@ -434,7 +436,7 @@ def install(
         inst.queue, inst.settings, inst._imported = events, settings, False
         inst._server = None
     inst.redis_url = redis_url
-    inst.notifications = kinds
+    inst.notifications, inst.notifications_exchange = kinds, topic
     inst.modules = list(modules)
     inst.dispatcher = dispatcher
     inst._server = None
@@ -492,7 +494,7 @@ def install(
         }
         options.update(task_options or {})
 
-        def microservice_notification(self: Task, *args: Any, **kwargs: Any) -> None:
+        def microservice_notification(self: Task[Any, Any], *args: Any, **kwargs: Any) -> None:
             """Hand a zc_events 0.4 notification to the handler named by its event type."""
             inst.run(self.request, args, kwargs, legacy.NOTIFICATION_TASK)
 
