@@ -285,8 +285,9 @@ class CeleryBackend(Backend):
         :class:`zc_events.legacy.NotificationPublisher`.
 
         The message goes out as it is (no Celery serializer, no ``delivery_mode``, no headers:
-        the old properties exactly). With ``confirm_publish`` (the default) it returns once the
-        broker confirmed it, and raises NoRouteError when no queue is bound for ``kind``.
+        the old properties exactly). With ``confirm_publish`` (the default) it is published
+        ``mandatory``, returns once the broker confirmed it, and raises NoRouteError when no
+        queue is bound for ``kind``.
         """
         import amqp
 
@@ -306,11 +307,13 @@ class CeleryBackend(Backend):
                 producer.maybe_declare(Exchange(name, type="topic", durable=True))
                 channel.events["basic_return"].add(on_return)
                 try:
+                    # mandatory only with confirms: without a wait for the confirm, a
+                    # return would surface later, on an unrelated call on this channel
                     channel.basic_publish(
                         amqp.Message(message.body, **message.properties),
                         exchange=name,
                         routing_key=routing_key,
-                        mandatory=True,
+                        mandatory=self.confirm_publish,
                     )
                 finally:
                     channel.events["basic_return"].discard(on_return)
