@@ -105,18 +105,12 @@ class Endpoint:
     def accept(self, body: bytes) -> Answer | Envelope:
         """Decode and route ``body``: the envelope to dispatch, or the answer that refuses it."""
         try:
-            envelope = Envelope.decode(body)
+            envelope = self.dispatcher.decode(body)
         except Exception as exc:  # EnvelopeError, and whatever a hostile body may provoke
             message = str(exc) if isinstance(exc, ValueError) else type(exc).__name__
             log.warning("refusing an HTTP request that is not an envelope: %s", message)
             return error(400, "EnvelopeError", message)
-        if envelope.expired():
-            log.warning(
-                "skipping %s %r (id %s): its deadline had passed on arrival",
-                envelope.method,
-                envelope.key,
-                envelope.id,
-            )
+        if self.dispatcher.skip_expired(envelope):
             return error(410, "RequestTimeout", f"the deadline of {envelope.id} had passed")
         if not self.dispatcher.handles(envelope.key):
             return error(404, "NoRouteError", f"no handler for key {envelope.key!r} here")
