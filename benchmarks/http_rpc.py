@@ -6,7 +6,8 @@ Both servers are uvicorn processes on 127.0.0.1 with one worker; both clients ar
 ``httpx.Client`` with a kept-alive connection. The floor's server is a bare ASGI app that answers
 every POST with a fixed JSON reply; zc-events' is ``zc-events worker --backend http`` serving a
 handler that returns ``{"answer": x + y}``: the difference is what zc-events adds (the envelope,
-routing, validation, dispatch, the Response). The two contenders run interleaved in blocks so
+routing, validation, dispatch, the Response; the per-message log line is off, as the floor
+logs nothing). The two contenders run interleaved in blocks so
 that load from other processes hits them alike. Prints p50/p90/p99 in ms, calls/s and the p50
 ratio to the floor (target ≤ 1.1), then the same with ``--threads`` client threads.
 """
@@ -100,7 +101,12 @@ def start(
     zc = subprocess.Popen(
         [sys.executable, "-m", "zc_events", "worker", "--backend", "http", "bench_handlers"],
         cwd=tmp,
-        env={**env, "ZC_EVENTS_HTTP_BIND": f"127.0.0.1:{zc_port}", "PYTHONPATH": str(tmp)},
+        env={
+            **env,
+            "ZC_EVENTS_HTTP_BIND": f"127.0.0.1:{zc_port}",
+            "ZC_EVENTS_LOG_MESSAGES": "false",  # the floor logs nothing either
+            "PYTHONPATH": str(tmp),
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
