@@ -164,3 +164,20 @@ def test_a_new_worker_gets_the_captured_notification_as_its_send_email_data(
         )
     finally:
         redis_client.delete(calls)
+
+
+def test_a_notification_no_handler_serves_is_dead_lettered(
+    service: Any, broker: Any, topic: str, wait_for: Any
+) -> None:
+    from zc_events.serving import ERROR_HEADER, QUEUE_HEADER
+
+    # the conformance handlers: no send_email among them
+    service.start(backend="rabbitmq_legacy", notifications=["email"], notifications_exchange=topic)
+    props = {k: v for k, v in CAPTURE["amqp"]["properties"].items() if v is not None}
+    broker.publish(topic, CAPTURE["amqp"]["routing_key"], CAPTURE["body"]["raw"].encode(), **props)
+    dead = f"{service.name}.dead"
+    wait_for(lambda: broker.count(dead) == 1, 30, "the dead-lettered notification")
+    [(dead_props, body)] = broker.get_all(dead)
+    assert body == CAPTURE["body"]["raw"].encode()
+    assert "no handler for notification 'send_email'" in dead_props.headers[ERROR_HEADER]
+    assert dead_props.headers[QUEUE_HEADER] == f"{service.name}-events"
