@@ -179,7 +179,6 @@ async def rate_concurrent(call: Callable[[], Awaitable[Any]], calls: int, width:
 
 async def main(args: argparse.Namespace) -> None:
     import aio_pika
-    import faststream
     from faststream.rabbit import RabbitBroker
 
     from zc_events import AsyncEventClient, EventClient
@@ -339,11 +338,11 @@ async def main(args: argparse.Namespace) -> None:
             f"- {width} in flight / FastStream request: {r['async'] / r['faststream']:.2f}x (≥ 3x)"
         )
         print(f"- async batch / raw aio-pika: {p['batch'] / p['raw']:.2f}x (≥ 0.8x)")
-        import aiormq as _aiormq
+        from importlib.metadata import version
 
         print(
-            f"\n(python {sys.version.split()[0]}, aiormq {_aiormq.__version__}, aio-pika "
-            f"{aio_pika.__version__}, faststream {faststream.__version__}, {os.cpu_count()} cpus, "
+            f"\n(python {sys.version.split()[0]}, aiormq {version('aiormq')}, aio-pika "
+            f"{version('aio-pika')}, faststream {version('faststream')}, {os.cpu_count()} cpus, "
             f"load average {os.getloadavg()[0]:.2f})"
         )
         sync_client.close()
