@@ -279,12 +279,18 @@ class Settings:
         return name
 
     def broker_url(self, options: Mapping[str, Any]) -> str:
-        """AMQP URL: ``backend_options['url']``, ``BROKER_URL``, ``CELERY_BROKER_URL``, default."""
+        """AMQP URL: ``backend_options['url']``, ``BROKER_URL``, ``CELERY_BROKER_URL``, default.
+
+        Several nodes of a cluster are separated by ``;`` (as kombu does); a list or tuple of
+        URLs is joined that way.
+        """
         url = (
             options.get("url")
             or self.get("BROKER_URL", None)
             or self.get("CELERY_BROKER_URL", None)
         )
+        if isinstance(url, list | tuple):
+            url = ";".join(str(part).strip() for part in url if str(part).strip())
         return str(url or DEFAULT_AMQP_URL)
 
     def redis_url(self, options: Mapping[str, Any]) -> str:

@@ -25,7 +25,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pika
 import pika.exceptions
@@ -38,6 +38,7 @@ __all__ = [
     "REPLY_TO",
     "Link",
     "LinkLost",
+    "Nodes",
     "Outgoing",
     "coalesce_output",
     "connection_parameters",
@@ -45,6 +46,7 @@ __all__ = [
     "describe_url",
     "is_refused",
     "quiet_pika",
+    "split_urls",
     "wait_until",
 ]
 
@@ -160,6 +162,13 @@ def is_refused(exc: BaseException) -> bool:
     return False
 
 
+class NoNodeAnswered(pika.exceptions.AMQPConnectionError):
+    """No node of a cluster could be reached; the message names each node and why."""
+
+    def __str__(self) -> str:
+        return f"no node answered ({self.args[0]})"
+
+
 def _innermost(exc: BaseException) -> BaseException:
     """The socket error inside pika's ``AMQPConnectionError(AMQPConnector...Error(exc))``."""
     while isinstance(exc, pika.exceptions.AMQPConnectionError) and exc.args:
@@ -172,6 +181,8 @@ def _innermost(exc: BaseException) -> BaseException:
 
 def describe_connection_error(exc: BaseException) -> str:
     """One short line saying why a connection to RabbitMQ failed (no traceback, no password)."""
+    if isinstance(exc, NoNodeAnswered):
+        return str(exc)
     reason = _broker_reason(exc)
     if isinstance(
         exc, pika.exceptions.AuthenticationError | pika.exceptions.ProbableAuthenticationError
@@ -226,6 +237,80 @@ def connection_parameters(url: str, connection_name: str) -> pika.URLParameters:
     properties["connection_name"] = connection_name
     params.client_properties = properties
     return params
+
+
+def split_urls(url: str) -> list[str]:
+    """The node URLs of ``url``: one URL, or several separated by ``;`` (as kombu does)."""
+    urls = [part.strip() for part in url.split(";") if part.strip()]
+    if not urls:
+        raise ConfigurationError(
+            f"invalid RabbitMQ URL {url!r}: no URL in it (expected amqp://user:password@host:port/"
+            "vhost, or several separated by ';')"
+        )
+    return urls
+
+
+T = TypeVar("T")
+
+
+class Nodes:
+    """The nodes of a cluster (the URLs of ``url``), and which one to try first.
+
+    :meth:`connect` tries each node in turn, starting with the one that worked last, and
+    stays on the first that answers; :meth:`lost` moves the start to the next node, so a
+    node that died is tried last (a dead host may take a connect timeout to fail).
+    """
+
+    def __init__(self, url: str, connection_name: str) -> None:
+        self.urls = split_urls(url)
+        self.params = [connection_parameters(u, connection_name) for u in self.urls]
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self.urls)
+
+    def copy(self) -> Nodes:
+        """The same nodes with an order of their own (a worker's, apart from the client's)."""
+        other = Nodes.__new__(Nodes)
+        other.urls, other.params, other._next = self.urls, self.params, 0
+        return other
+
+    def connect(self, make: Callable[[pika.URLParameters], T]) -> tuple[T, str]:
+        """``make(params)`` on the first node that answers: ``(result, its URL masked)``.
+
+        A refused login, vhost or permission, or a channel the broker closed, is raised at
+        once (every node would say the same); when no node answers, the last node's error is
+        raised (its message names every node that failed, with why).
+        """
+        count = len(self.params)
+        start = self._next % count
+        failures: list[str] = []
+        for k in range(count):
+            i = (start + k) % count
+            try:
+                result = make(self.params[i])
+            except CONNECTION_ERRORS as exc:
+                if is_refused(exc) or isinstance(exc, pika.exceptions.ChannelClosedByBroker):
+                    raise
+                failures.append(f"{describe_url(self.urls[i])}: {describe_connection_error(exc)}")
+                if k == count - 1:
+                    if count > 1:
+                        raise NoNodeAnswered("; ".join(failures)) from exc
+                    raise
+                continue
+            self._next = i
+            node = describe_url(self.urls[i])
+            if failures:
+                log.info("connected to RabbitMQ at %s (%s)", node, "; ".join(failures))
+            return result, node
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def lost(self, node: str) -> None:
+        """The connection to ``node`` (as :meth:`connect` named it) was lost: try the next
+        node first from now on."""
+        for i, url in enumerate(self.urls):
+            if describe_url(url) == node and self._next % len(self.urls) == i:
+                self._next = i + 1
 
 
 def impl_of(blocking: Any) -> Any:
@@ -295,7 +380,11 @@ class Link:
     """One connection with an RPC channel and a confirm channel; one thread at a time.
 
     ``setup(channel)`` runs once on a fresh connection (declare exchanges, queues) before use.
+    :attr:`node` names the node it is connected to (its URL, password masked).
     """
+
+    #: The node this link is connected to (URL without password), set by whoever connected.
+    node: str = ""
 
     def __init__(
         self, params: pika.URLParameters, setup: Callable[[Any], None] | None = None

@@ -26,8 +26,8 @@ from ._amqp import (
     CONNECTION_ERRORS,
     Link,
     LinkLost,
+    Nodes,
     Outgoing,
-    connection_parameters,
     describe_connection_error,
     describe_url,
     is_refused,
@@ -97,7 +97,9 @@ class RabbitMQBase(Backend):
         self.connection_name = connection_name or (
             f"zc-events {service or 'client'} pid {os.getpid()}"
         )
-        self._params = connection_parameters(self.url, self.connection_name)
+        #: The nodes of ``url`` (several separated by ``;``) and which one to try first.
+        self.nodes = Nodes(self.url, self.connection_name)
+        self._params = self.nodes.params
         self._idle: list[Link] = []
         self._pid = os.getpid()
         self._closed = False
@@ -151,7 +153,7 @@ class RabbitMQBase(Backend):
             raise PublishError(f"the {self.name} backend is closed")
         try:
             with quiet_pika():
-                return Link(self._params, self.setup_channel)
+                link, node = self.nodes.connect(lambda params: Link(params, self.setup_channel))
         except pika.exceptions.ChannelClosedByBroker as exc:
             raise ConfigurationError(
                 f"RabbitMQ at {describe_url(self.url)} refused the {self.name} client set-up: "
@@ -163,6 +165,13 @@ class RabbitMQBase(Backend):
                 f"cannot connect to RabbitMQ at {describe_url(self.url)}: "
                 f"{describe_connection_error(exc)}"
             ) from exc
+        link.node = node
+        return link
+
+    def _lost(self, link: Link) -> None:
+        """Discard ``link``, whose connection failed; the next connect tries another node."""
+        self.nodes.lost(link.node)
+        link.close()
 
     def _checkout(self) -> Link:
         if os.getpid() != self._pid:  # forked (gunicorn --preload...): the sockets are the parent's
@@ -177,8 +186,10 @@ class RabbitMQBase(Backend):
             with quiet_pika():
                 usable = link.probe()
             if not usable:
-                log.info("replacing a RabbitMQ connection that was closed while idle")
-                link.close()
+                log.info(
+                    "replacing a RabbitMQ connection to %s that was closed while idle", link.node
+                )
+                self._lost(link)
                 return self._connect()
         return link
 
@@ -212,10 +223,10 @@ class RabbitMQBase(Backend):
                 with quiet_pika():
                     result = use(link)
             except LinkLost as exc:
-                link.close()
+                self._lost(link)
                 if not exc.sent and attempt == 1:
                     continue
-                raise PublishError(f"connection to RabbitMQ lost: {exc}") from exc
+                raise PublishError(f"connection to RabbitMQ at {link.node} lost: {exc}") from exc
             except BaseException:
                 link.close()
                 raise
@@ -249,10 +260,11 @@ class RabbitMQBase(Backend):
                 with quiet_pika():
                     results = link.publish_confirmed(batch, self.confirm_timeout)
             except LinkLost as exc:
-                link.close()
+                self._lost(link)
                 log.warning(
-                    "connection to RabbitMQ lost while publishing (%s); publishing %d "
+                    "connection to RabbitMQ at %s lost while publishing (%s); publishing %d "
                     "unconfirmed message(s) again",
+                    link.node,
                     exc,
                     len(batch) - len(exc.confirmed),
                 )

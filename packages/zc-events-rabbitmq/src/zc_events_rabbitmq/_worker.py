@@ -72,6 +72,9 @@ class Worker:
         self.fatal: BaseException | None = None
         self._stopping = threading.Event()
         self._url = describe_url(backend.url)
+        self._nodes = backend.nodes.copy()
+        #: Thread number -> the node (URL, password masked) its connection is on now.
+        self.nodes: dict[int, str] = {}
         self._connect_lock = threading.Lock()
         self._state_lock = threading.Lock()
         self._attempt = 0
@@ -117,7 +120,7 @@ class Worker:
                     log.info(
                         "consuming %s at %s with %d thread(s), prefetch %d",
                         queues,
-                        self._url,
+                        ", ".join(sorted(set(self.nodes.values()))) or self._url,
                         self.backend.concurrency,
                         self.backend.prefetch,
                     )
@@ -143,19 +146,19 @@ class Worker:
         )
         return ConfigurationError(f"{where}: {describe_connection_error(exc)}")
 
-    def _connect(self) -> Any:
-        """A new connection, retried with backoff until it works; None once stopping.
+    def _connect(self) -> tuple[Any, str] | tuple[None, None]:
+        """A new connection and its node, retried with backoff until one of the nodes
+        answers; ``(None, None)`` once stopping.
 
         One thread tries at a time: the others wait for it, then connect at once.
         """
-        params = self.backend._params
         while not self._stopping.is_set():
             if not self._connect_lock.acquire(timeout=POLL_SECONDS):
                 continue
             try:
                 while not self._stopping.is_set():
                     try:
-                        connection = pika.BlockingConnection(params)
+                        connection, node = self._nodes.connect(pika.BlockingConnection)
                     except CONNECTION_ERRORS as exc:
                         if is_refused(exc):
                             raise _Fatal() from self._refused(exc)
@@ -174,21 +177,22 @@ class Worker:
                     with self._state_lock:
                         if self._lost:
                             self._lost = False
-                            log.info("reconnected to RabbitMQ at %s", self._url)
+                            log.info("reconnected to RabbitMQ at %s", node)
                     self._attempt, self._delay = 0, BACKOFF_FIRST
-                    return connection
+                    return connection, node
             finally:
                 self._connect_lock.release()
-        return None
+        return None, None
 
-    def _connection_lost(self, exc: BaseException) -> None:
+    def _connection_lost(self, exc: BaseException, node: str) -> None:
+        self._nodes.lost(node)
         with self._state_lock:
             if self._lost:  # another thread said so already
                 return
             self._lost = True
         log.warning(
             "lost the connection to RabbitMQ at %s (%s); reconnecting",
-            self._url,
+            node,
             describe_connection_error(exc),
         )
 
@@ -203,9 +207,10 @@ class Worker:
 
     def _serve(self, n: int) -> None:
         while not self._stopping.is_set():
-            connection = self._connect()
-            if connection is None:
+            connection, node = self._connect()
+            if connection is None or node is None:
                 return
+            self.nodes[n] = node
             try:
                 self._consume(connection, n)
                 return
@@ -217,7 +222,7 @@ class Worker:
                 if is_refused(exc):  # e.g. no permission on the queue
                     raise _Fatal() from self._refused(exc, connecting=False)
                 if isinstance(exc, CONNECTION_ERRORS):
-                    self._connection_lost(exc)
+                    self._connection_lost(exc, node)
                 else:  # a bug: keep the worker alive, but say so loudly
                     log.exception("thread %d: unexpected error; reconnecting in 1 s", n)
                     self._stopping.wait(1.0)
