@@ -15,6 +15,7 @@ quorum queues the broker's ``x-delivery-count`` is used instead.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -205,7 +206,14 @@ class NativeConsumer(QueueConsumer):
     """
 
     def __init__(
-        self, exchange: str, queue: str, dispatcher: Dispatcher, settings: Settings
+        self,
+        exchange: str,
+        queue: str,
+        dispatcher: Dispatcher,
+        settings: Settings,
+        *,
+        queue_type: str = "classic",
+        delivery_limit: int = 5,
     ) -> None:
         super().__init__(settings)
         self.exchange = exchange
@@ -213,34 +221,54 @@ class NativeConsumer(QueueConsumer):
         self.dead_exchange = f"{exchange}.dead"
         self.dead_queue = f"{queue}.dead"
         self.dispatcher = dispatcher
+        self.queue_type = queue_type
+        self.delivery_limit = delivery_limit
+        self._priority_warned: set[str] = set()
+
+    def queue_arguments(self) -> dict[str, Any]:
+        """The arguments of the service queue for :attr:`queue_type`."""
+        if self.queue_type == "quorum":
+            # No priorities on RabbitMQ 3.x quorum queues. At-most-once dead-lettering: with
+            # at-least-once the broker would keep every expired request (its dead letter
+            # matches no binding, on purpose) in the queue, retrying it for ever.
+            return {
+                "x-queue-type": "quorum",
+                "x-delivery-limit": self.delivery_limit,
+                "x-dead-letter-exchange": self.dead_exchange,
+            }
+        return {"x-max-priority": MAX_PRIORITY, "x-dead-letter-exchange": self.dead_exchange}
 
     def declare(self, channel: Any) -> None:
         channel.exchange_declare(self.exchange, "topic", durable=True)
-        # A headers exchange that keeps only *rejected* messages of this queue: requests that
-        # merely expired (nobody waits for them any more) are dropped, not dead-lettered.
+        # A headers exchange that keeps only *rejected* messages of this queue (and, on quorum
+        # queues, those over the delivery limit): requests that merely expired (nobody waits
+        # for them any more) are dropped, not dead-lettered.
         channel.exchange_declare(self.dead_exchange, "headers", durable=True)
+        channel.queue_declare(self.queue, durable=True, arguments=self.queue_arguments())
         channel.queue_declare(
-            self.queue,
-            durable=True,
-            arguments={
-                "x-max-priority": MAX_PRIORITY,
-                "x-dead-letter-exchange": self.dead_exchange,
-            },
+            self.dead_queue, durable=True, arguments=dead_queue_arguments(self.queue_type)
         )
-        channel.queue_declare(self.dead_queue, durable=True)
-        channel.queue_bind(
-            self.dead_queue,
-            self.dead_exchange,
-            arguments={
-                "x-match": "all-with-x",
-                "x-first-death-queue": self.queue,
-                "x-first-death-reason": "rejected",
-            },
-        )
+        for reason in ("rejected", "delivery_limit"):
+            channel.queue_bind(
+                self.dead_queue,
+                self.dead_exchange,
+                arguments={
+                    "x-match": "all-with-x",
+                    "x-first-death-queue": self.queue,
+                    "x-first-death-reason": reason,
+                },
+            )
         for key in self.dispatcher.keys():  # noqa: SIM118 - a Dispatcher is not a dict
             if {"*", "#"} & set(key.split(".")):
                 log.warning("key %r contains a topic wildcard word; it binds as a pattern", key)
             channel.queue_bind(self.queue, self.exchange, routing_key=key)
+
+    def handle(self, channel: Any, method: Any, properties: Any, body: bytes) -> None:
+        if properties.priority and self.queue_type == "quorum":
+            from ._native import priority_ignored
+
+            priority_ignored(method.routing_key, self._priority_warned)
+        super().handle(channel, method, properties, body)
 
     def serve(self, body: bytes, properties: Any) -> Outcome:
         return serve_native(
@@ -301,6 +329,35 @@ def legacy_consumer(
         backend.settings,
         notifications=kinds,
         notifications_exchange=topic,
+        dead_queue_type=getattr(backend, "queue_type", "classic"),
+    )
+
+
+def dead_queue_arguments(queue_type: str) -> dict[str, Any]:
+    """The arguments of ``<service>.dead``: a quorum queue next to quorum service queues."""
+    return {"x-queue-type": "quorum"} if queue_type == "quorum" else {}
+
+
+def explain_declare_error(reply_text: str, queue_type: str) -> str | None:
+    """What to do about a queue that exists with another type than ``queue_type``, from the
+    broker's PRECONDITION_FAILED text; None when the mismatch is not about the type."""
+    match = re.search(r"inequivalent arg '([^']+)' for queue '([^']*)'", reply_text)
+    if match is None:
+        return None
+    arg, queue = match.groups()
+    if arg == "x-queue-type":
+        existing = "classic" if reply_text.rstrip().endswith("current is none") else "quorum"
+    elif arg == "x-max-priority" and queue_type == "quorum" and "received none" in reply_text:
+        existing = "classic"
+    else:
+        return None
+    if existing == queue_type:
+        return None
+    return (
+        f"queue {queue!r} exists as a {existing} queue, but the backend option queue_type is "
+        f"{queue_type!r}: a queue cannot change type. Set queue_type={existing!r}, or drain the "
+        f"queue and delete it (rabbitmqctl delete_queue {queue}) so that the worker declares it "
+        f"as a {queue_type} queue"
     )
 
 
@@ -326,8 +383,10 @@ class LegacyConsumer(QueueConsumer):
         *,
         notifications: Sequence[str] = (),
         notifications_exchange: str | None = None,
+        dead_queue_type: str = "classic",
     ) -> None:
         super().__init__(settings)
+        self.dead_queue_type = dead_queue_type
         self.exchange = exchange
         self.notifications = tuple(notifications)
         if self.notifications and not notifications_exchange:
@@ -356,7 +415,9 @@ class LegacyConsumer(QueueConsumer):
                     self.notifications_exchange,
                     routing_key=legacy.notification_routing_key(kind),
                 )
-        channel.queue_declare(self.dead_queue, durable=True)
+        channel.queue_declare(
+            self.dead_queue, durable=True, arguments=dead_queue_arguments(self.dead_queue_type)
+        )
 
     def serve(self, body: bytes, properties: Any) -> Outcome:
         return self.server.serve_body(body, properties.headers)

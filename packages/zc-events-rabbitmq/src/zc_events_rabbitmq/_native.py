@@ -21,7 +21,7 @@ from zc_events import (
 from zc_events import legacy as legacy_codec
 
 from ._amqp import REPLY_TO, Link, Outgoing
-from ._base import RabbitMQBase
+from ._base import RabbitMQBase, positive_int
 
 __all__ = ["DEFAULT_EXCHANGE", "RabbitMQBackend"]
 
@@ -30,6 +30,9 @@ log = logging.getLogger("zc_events.rabbitmq")
 DEFAULT_EXCHANGE = "zc-events"
 CONTENT_TYPE = "application/json"
 PERSISTENT: Literal[2] = 2
+#: The queue types of option ``queue_type``.
+QUEUE_TYPES = ("classic", "quorum")
+DEFAULT_DELIVERY_LIMIT = 5
 
 
 def _check_routing_key(key: str) -> None:
@@ -50,6 +53,8 @@ class RabbitMQBackend(RabbitMQBase):
     - ``connection_name``: shown by ``rabbitmqctl list_connections`` (default names the
       service and pid).
     - ``confirm_timeout``: seconds to wait for publisher confirms (default ``ZC_EVENTS_TIMEOUT``).
+    - ``url`` may name several nodes of a cluster, separated by ``;`` (or a list): clients and
+      workers use the first that answers and move to the next when they lose it.
 
     Worker options: ``queue`` (default ``SERVICE_NAME``; poison messages go to
     ``<queue>.dead``), ``prefetch`` (unacknowledged messages per consumer thread, default 10),
@@ -57,7 +62,10 @@ class RabbitMQBackend(RabbitMQBase):
     (also serve the zc_events 0.4 protocol on ``<SERVICE_NAME>-events``, default False, with
     ``events_exchange`` and ``redis_url`` as for ``rabbitmq_legacy``), ``notifications`` (with
     ``legacy=True``: the legacy notification kinds to consume, e.g. ``["email"]``, from
-    ``NOTIFICATIONS_EXCHANGE`` or the option ``notifications_exchange``).
+    ``NOTIFICATIONS_EXCHANGE`` or the option ``notifications_exchange``), ``queue_type``
+    (``classic``, the default, or ``quorum``: replicated on a cluster, without priorities on
+    RabbitMQ 3.x) and ``delivery_limit`` (quorum queues: the broker dead-letters a message
+    delivered more than this many times, default 5).
     """
 
     name = "rabbitmq"
@@ -72,9 +80,21 @@ class RabbitMQBackend(RabbitMQBase):
         events_exchange: str | None = None,
         notifications: Sequence[str] | None = None,
         notifications_exchange: str | None = None,
+        queue_type: str = "classic",
+        delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
         **options: Any,
     ) -> None:
         super().__init__(settings=settings, **options)
+        if queue_type not in QUEUE_TYPES:
+            raise ConfigurationError(
+                f"rabbitmq backend option 'queue_type' must be 'classic' or 'quorum', got "
+                f"{queue_type!r}"
+            )
+        #: ``classic`` or ``quorum``: the type of the service queue and its dead-letter queue.
+        self.queue_type = queue_type
+        #: Quorum queues: deliveries after which the broker dead-letters a message.
+        self.delivery_limit = positive_int(self.name, "delivery_limit", delivery_limit)
+        self._priority_warned: set[str] = set()
         if not isinstance(exchange, str) or not exchange:
             raise ConfigurationError(
                 f"rabbitmq backend option 'exchange' must be a non-empty string, got {exchange!r}"
@@ -112,6 +132,12 @@ class RabbitMQBackend(RabbitMQBase):
 
         return async_class("rabbitmq")
 
+    def warn_priority(self, envelope: Envelope) -> None:
+        """Log a WARNING, once per key, when a prioritised message goes to a quorum queue
+        (quorum queues ignore priorities on RabbitMQ 3.x)."""
+        if envelope.priority and self.queue_type == "quorum":
+            priority_ignored(envelope.key, self._priority_warned)
+
     # -- client side ------------------------------------------------------------------------
     def request(self, envelope: Envelope, timeout: float) -> Response:
         """Publish ``envelope`` (mandatory, expiring at its deadline) and wait for the reply."""
@@ -121,6 +147,7 @@ class RabbitMQBackend(RabbitMQBase):
         # reply is due, and keeps what the client set (a signature covers it).
         envelope.reply_to = envelope.reply_to or REPLY_TO
         body = self.check_size(envelope, envelope.encode())
+        self.warn_priority(envelope)
         left = envelope.time_left()
         wait = timeout if left is None else min(timeout, left)
         if wait <= 0:
@@ -155,6 +182,7 @@ class RabbitMQBackend(RabbitMQBase):
     def _outgoing(self, envelope: Envelope) -> Outgoing:
         _check_routing_key(envelope.key)
         envelope.reply_to = None
+        self.warn_priority(envelope)
         return Outgoing(
             self.exchange,
             envelope.key,
@@ -205,4 +233,24 @@ class RabbitMQBackend(RabbitMQBase):
         """The consumer of the native service queue (used by :meth:`serve`)."""
         from ._consumers import NativeConsumer
 
-        return NativeConsumer(self.exchange, self.queue, dispatcher, self.settings)
+        return NativeConsumer(
+            self.exchange,
+            self.queue,
+            dispatcher,
+            self.settings,
+            queue_type=self.queue_type,
+            delivery_limit=self.delivery_limit,
+        )
+
+
+def priority_ignored(key: str, warned: set[str]) -> None:
+    """The WARNING for a prioritised message on a quorum queue, once per key in ``warned``."""
+    if key in warned:
+        return
+    warned.add(key)
+    log.warning(
+        "a message for %r has a priority, but the service queues are quorum queues "
+        "(queue_type='quorum'), which ignore priorities on RabbitMQ 3.x: it is served in "
+        "arrival order (said once per key)",
+        key,
+    )

@@ -242,6 +242,14 @@ class Worker:
         except pika.exceptions.ChannelClosedByBroker as exc:
             if is_refused(exc):
                 raise
+            from ._consumers import explain_declare_error
+
+            queue_type = getattr(self.backend, "queue_type", "classic")
+            explained = explain_declare_error(str(exc.reply_text), queue_type)
+            if explained is not None:
+                raise _Fatal() from ConfigurationError(
+                    f"RabbitMQ at {self._url} refused the worker's queue set-up: {explained}"
+                )
             queues = ", ".join(c.queue for c in self.consumers)
             raise _Fatal() from ConfigurationError(
                 f"RabbitMQ at {self._url} refused the set-up of {queues}: {exc.reply_code} "
