@@ -1,7 +1,8 @@
 """Service markers for every package's tests.
 
-A test marked ``rabbitmq``, ``redis``, ``celery`` or ``s3`` is skipped, with the reason, when its
-service cannot be reached, and fails instead when ``ZC_EVENTS_REQUIRE_SERVICES=1`` (CI sets it).
+A test marked ``rabbitmq``, ``redis``, ``celery``, ``s3`` or ``cluster`` is skipped, with the
+reason, when its service cannot be reached, and fails instead when ``ZC_EVENTS_REQUIRE_SERVICES=1``
+(CI sets it; ``.ci/run`` starts the local cluster of ``scripts/rabbitmq-cluster.sh``).
 """
 
 from __future__ import annotations
@@ -16,14 +17,23 @@ import pytest
 SERVICES = {
     "rabbitmq": ("127.0.0.1", 5672),
     "redis": ("127.0.0.1", 6379),
+    # the first node of scripts/rabbitmq-cluster.sh (nodes on 5681, 5682, 5683)
+    "cluster": ("127.0.0.1", 5681),
 }
 NEEDS = {
     "rabbitmq": ["rabbitmq"],
     "redis": ["redis"],
     "celery": ["rabbitmq", "redis"],
     "s3": [],
+    "cluster": ["cluster"],
 }
-PACKAGES = {"celery": ["celery", "redis"], "s3": ["boto3", "moto"], "rabbitmq": ["pika"]}
+PACKAGES = {
+    "celery": ["celery", "redis"],
+    "s3": ["boto3", "moto"],
+    "rabbitmq": ["pika"],
+    "cluster": ["pika"],
+}
+HINTS = {"cluster": " (start it with scripts/rabbitmq-cluster.sh start)"}
 
 
 @functools.cache
@@ -33,7 +43,7 @@ def _reachable(service: str) -> str | None:
         with socket.create_connection((host, port), timeout=2):
             return None
     except OSError as exc:
-        return f"{service} is not reachable on {host}:{port} ({exc})"
+        return f"{service} is not reachable on {host}:{port} ({exc}){HINTS.get(service, '')}"
 
 
 @functools.cache

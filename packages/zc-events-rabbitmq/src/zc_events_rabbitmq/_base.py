@@ -100,6 +100,8 @@ class RabbitMQBase(Backend):
         #: The nodes of ``url`` (several separated by ``;``) and which one to try first.
         self.nodes = Nodes(self.url, self.connection_name)
         self._params = self.nodes.params
+        #: The node (URL, password masked) the newest client connection went to; "" before any.
+        self.node = ""
         self._idle: list[Link] = []
         self._pid = os.getpid()
         self._closed = False
@@ -165,7 +167,7 @@ class RabbitMQBase(Backend):
                 f"cannot connect to RabbitMQ at {describe_url(self.url)}: "
                 f"{describe_connection_error(exc)}"
             ) from exc
-        link.node = node
+        link.node = self.node = node
         return link
 
     def _lost(self, link: Link) -> None:
