@@ -70,7 +70,14 @@ wait_node() { # index seconds
 }
 
 start() {
-  [[ -z $(base) ]] || die "already started in $(base) (run stop first)"
+  if [[ -n $(base) ]]; then
+    # A folder from a run that was killed (its nodes gone with it) must not block a new start.
+    if status >/dev/null 2>&1; then
+      die "already running in $(base) (run stop first)"
+    fi
+    echo "removing the remains of a cluster that is not running ($(base))"
+    stop >/dev/null
+  fi
   local dir i
   dir=$(mktemp -d /tmp/zc-events-rabbitmq-cluster.XXXXXX)
   echo "$dir" >"$STATE"
@@ -136,12 +143,13 @@ stop() {
   echo "cluster stopped and removed"
 }
 
-status() {
-  local i
+status() { # exit 0 only when all three nodes run (and are one cluster), 3 otherwise
+  local i running=0
   [[ -n $(base) ]] || { echo "not running"; return 3; }
   for i in 0 1 2; do
     if ctl "$i" status >/dev/null 2>&1; then
       echo "${NAMES[$i]}@localhost amqp 127.0.0.1:${PORTS[$i]} running"
+      running=$((running + 1))
     else
       echo "${NAMES[$i]}@localhost amqp 127.0.0.1:${PORTS[$i]} down"
     fi
@@ -150,9 +158,10 @@ status() {
     if ctl "$i" cluster_status --formatter json >"$(base)/cluster_status.json" 2>/dev/null; then
       python3 -c 'import json, sys; print("running nodes:", " ".join(sorted(json.load(open(sys.argv[1]))["running_nodes"])))' \
         "$(base)/cluster_status.json"
-      return 0
+      break
     fi
   done
+  [[ $running -eq 3 ]] || return 3
 }
 
 index_arg() {
