@@ -180,6 +180,9 @@ def main() -> None:
         print(f"quorum/classic p50 ratio: {ratio:.2f}")
         print("\nfail-over window (kill -9 to the first successful call after it; target <= 5 s)")
         for label, victim in (("client's node (1)", 1), ("worker's node (2)", 2)):
+            # a fresh service each time: its queue has all three members in sync
+            quorum = Service(stack, "quorum")
+            quorum.get()
             found, failed, longest = window(quorum, victim)
             shown = f"{found:.2f} s" if found is not None else "no success within 30 s"
             if found is None:

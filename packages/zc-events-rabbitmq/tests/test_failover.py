@@ -10,6 +10,7 @@ and printed in the assertion messages; the bound has slack for a loaded machine.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import threading
 import time
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from zc_events import EventClient, PublishError, RequestTimeout, Settings
+from zc_events import AsyncEventClient, EventClient, PublishError, RequestTimeout, Settings
 from zc_events_rabbitmq._amqp import describe_url
 from zc_events_rabbitmq.testing import delete_broker_objects
 
@@ -74,7 +75,7 @@ def handled(log: Path) -> set[int]:
 class Stream:
     """Sequential calls on one client: a ``get``, then a ``post_no_wait``, again and again."""
 
-    client: EventClient
+    client: Any  # an EventClient (run() is sync) or an AsyncEventClient (arun())
     calls: list[tuple[str, float, float, str]] = field(
         default_factory=list
     )  # verb, start, end, outcome
@@ -214,3 +215,85 @@ def test_the_node_the_worker_is_on_dies(
     cluster_service: Any, tmp_path: Path, wait_for: Any, nodes: list[str]
 ) -> None:
     failover(cluster_service, tmp_path, wait_for, nodes, kill="worker")
+
+
+async def test_the_node_the_async_client_is_on_dies(
+    cluster_service: Any, tmp_path: Path, nodes: list[str]
+) -> None:
+    """The asyncio backend: the same stream with ``await``, the client's node killed."""
+    service = cluster_service
+    log = tmp_path / "handled.log"
+    service.start(
+        MODULES,
+        extra_env={"FAULT_LOG": str(log)},
+        url=";".join([nodes[1], nodes[2], nodes[0]]),
+        queue_type="quorum",
+        concurrency=2,
+    )
+    client = AsyncEventClient(
+        "rabbitmq",
+        settings=Settings({"SERVICE_NAME": service.name}),
+        timeout=TIMEOUT,
+        url=nodes,
+        queue_type="quorum",
+        exchange=service.exchange,
+        confirm_timeout=TIMEOUT,
+    )
+    async with client:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                await client.get("fault.ping", data=0, timeout=1)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+        assert client.backend.node == describe_url(nodes[0])
+        stream = Stream(client)
+        loop = asyncio.get_running_loop()
+        began = time.monotonic()
+        killed_at: float | None = None
+        kill: Any = None
+        i = 0
+        while True:
+            now = time.monotonic()
+            if killed_at is None and now - began > 1.0:
+                killed_at = now
+                kill = loop.run_in_executor(None, cluster, "kill", "1")
+            if killed_at is not None and (
+                (stream.window(killed_at) is not None and now - killed_at > TARGET_WINDOW + 3)
+                or now - killed_at > ASSERTED_WINDOW + 30
+            ):
+                break
+            i += 1
+            for verb in ("get", "post_no_wait"):
+                start = time.monotonic()
+                try:
+                    async with asyncio.timeout(TIMEOUT + SLACK):
+                        if verb == "get":
+                            reply = await client.get("fault.ping", data=i, timeout=TIMEOUT)
+                            assert reply.data["pong"] == i, reply
+                        else:
+                            await client.post_no_wait("fault.log", data={"i": i})
+                            stream.sent.append(i)
+                    outcome = "ok"
+                except (PublishError, RequestTimeout) as exc:
+                    outcome = type(exc).__name__
+                except TimeoutError:
+                    outcome = "hung"
+                stream.calls.append((verb, start, time.monotonic(), outcome))
+            await asyncio.sleep(0.01)
+        await kill
+    assert killed_at is not None
+    report = stream.report(killed_at)
+    assert all(o != "hung" for _v, _s, _e, o in stream.calls), report
+    window = stream.window(killed_at)
+    assert window is not None and window < ASSERTED_WINDOW, (
+        f"calls succeeded again {window} s after the kill (target {TARGET_WINDOW} s); {report}"
+    )
+    deadline = time.monotonic() + 60
+    while not set(stream.sent) <= handled(log):
+        assert time.monotonic() < deadline, (
+            f"not handled: {sorted(set(stream.sent) - handled(log))}; {report}"
+        )
+        await asyncio.sleep(0.2)

@@ -73,6 +73,9 @@ LINK_ERRORS: tuple[type[BaseException], ...] = (LinkLost, *CONNECTION_ERRORS)
 class AioLink:
     """One aiormq connection and its channel: confirms on, consuming direct reply-to."""
 
+    #: The URL of the node this link is connected to.
+    url = ""
+
     def __init__(self, connection: Any, channel: Any) -> None:
         self.connection = connection
         self.channel = channel
@@ -89,11 +92,13 @@ class AioLink:
         """Connect to the first of ``urls`` that answers, declare with ``setup(channel)``."""
         errors: list[str] = []
         connection: Any = None
+        connected = ""
         for url in urls:
             try:
                 connection = await aiormq.connect(
                     url, client_properties={"connection_name": connection_name}
                 )
+                connected = url
                 break
             except CONNECTION_ERRORS as exc:
                 errors.append(f"{describe_url(url)}: {exc!r}")
@@ -103,6 +108,7 @@ class AioLink:
             channel = await connection.channel(publisher_confirms=True)
             await setup(channel)
             link = cls(connection, channel)
+            link.url = connected
             await channel.basic_consume(REPLY_TO, link._on_reply, no_ack=True)
         except BaseException:
             await asyncio.shield(_close_quietly(connection))
@@ -168,10 +174,6 @@ async def _close_quietly(connection: Any) -> None:
         log.debug("error closing a RabbitMQ connection", exc_info=True)
 
 
-def _urls(url: str) -> list[str]:
-    return [part.strip() for part in url.split(";") if part.strip()]
-
-
 class _AioBase(AsyncBackend):
     """One shared :class:`AioLink` per event loop; reconnects when it is lost."""
 
@@ -186,6 +188,7 @@ class _AioBase(AsyncBackend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock: asyncio.Lock | None = None
         self._closed = False
+        self.node = ""
 
     @property
     def confirm_timeout(self) -> float:
@@ -219,12 +222,17 @@ class _AioBase(AsyncBackend):
             link = self._link
             if link is None or not link.usable:
                 if link is not None:
-                    log.info("reconnecting to RabbitMQ (%r)", link.lost)
+                    log.info(
+                        "reconnecting to RabbitMQ (%s lost: %r)", describe_url(link.url), link.lost
+                    )
+                    self.sync.nodes.lost(describe_url(link.url))
                     asyncio.get_running_loop().create_task(link.close())
                 try:
                     link = await AioLink.open(
-                        _urls(self.url), self.sync.connection_name, self.setup_channel
+                        self.sync.nodes.ordered(), self.sync.connection_name, self.setup_channel
                     )
+                    #: The node (URL, password masked) the connection is on.
+                    self.node = self.sync.nodes.connected(link.url)
                 except aiormq.exceptions.ChannelClosed as exc:
                     from zc_events import ConfigurationError
 
@@ -333,6 +341,7 @@ class AsyncRabbitMQBackend(_AioBase):
         _check_routing_key(key)
         envelope.reply_to = envelope.reply_to or REPLY_TO  # keep what the client set (signed)
         body = self.sync.check_size(envelope, envelope.encode())
+        self.sync.warn_priority(envelope)
         left = envelope.time_left()
         wait = timeout if left is None else min(timeout, left)
         if wait <= 0:
@@ -371,6 +380,7 @@ class AsyncRabbitMQBackend(_AioBase):
     def _outgoing(self, envelope: Envelope) -> Message:
         _check_routing_key(envelope.key)
         envelope.reply_to = None
+        self.sync.warn_priority(envelope)
         return (
             self.exchange,
             envelope.key,

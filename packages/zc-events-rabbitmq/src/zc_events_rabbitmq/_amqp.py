@@ -305,6 +305,17 @@ class Nodes:
             return result, node
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def ordered(self) -> list[str]:
+        """The URLs in the order :meth:`connect` tries them (for the asyncio backend)."""
+        start = self._next % len(self.urls)
+        return self.urls[start:] + self.urls[:start]
+
+    def connected(self, url: str) -> str:
+        """Record that ``url`` answered (it is tried first from now on); its masked name."""
+        if url in self.urls:
+            self._next = self.urls.index(url)
+        return describe_url(url)
+
     def lost(self, node: str) -> None:
         """The connection to ``node`` (as :meth:`connect` named it) was lost: try the next
         node first from now on."""
