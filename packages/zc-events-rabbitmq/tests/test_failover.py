@@ -118,6 +118,31 @@ class Stream:
         return f"{len(self.calls)} calls; failed (verb, seconds after the kill, error): {failed}"
 
 
+def start_worker(service: Any, log: Path, nodes: list[str]) -> Any:
+    """A worker on quorum queues that prefers node 2 (the client prefers node 1: a kill takes
+    down one of them only)."""
+    return service.start(
+        MODULES,
+        extra_env={"FAULT_LOG": str(log)},
+        url=";".join([nodes[1], nodes[2], nodes[0]]),
+        queue_type="quorum",
+        concurrency=2,
+    )
+
+
+def client_options(service: Any, nodes: list[str]) -> dict[str, Any]:
+    """Options of a client given all three nodes, on quorum queues."""
+    return {
+        "settings": Settings({"SERVICE_NAME": service.name}),
+        "timeout": TIMEOUT,
+        "url": nodes,
+        "queue_type": "quorum",
+        "exchange": service.exchange,
+        "confirm_timeout": TIMEOUT,
+        "connection_name": f"{service.connection_name} client",
+    }
+
+
 def failover(
     service: Any,
     tmp_path: Path,
@@ -126,26 +151,9 @@ def failover(
     kill: str,
 ) -> None:
     log = tmp_path / "handled.log"
-    # The worker prefers node 2, the client node 1: a kill takes down one of them only.
-    worker_urls = [nodes[1], nodes[2], nodes[0]]
-    worker = service.start(
-        MODULES,
-        extra_env={"FAULT_LOG": str(log)},
-        url=";".join(worker_urls),
-        queue_type="quorum",
-        concurrency=2,
-    )
+    worker = start_worker(service, log, nodes)
     assert f"at {describe_url(nodes[1])}" in worker.output, worker.output
-    client = EventClient(
-        "rabbitmq",
-        settings=Settings({"SERVICE_NAME": service.name}),
-        timeout=TIMEOUT,
-        url=nodes,
-        queue_type="quorum",
-        exchange=service.exchange,
-        confirm_timeout=TIMEOUT,
-        connection_name=f"{service.connection_name} client",
-    )
+    client = EventClient("rabbitmq", **client_options(service, nodes))
     try:
         service.wait_ready(client, "fault.ping", timeout=60)
         assert client.backend.node == describe_url(nodes[0])
@@ -223,22 +231,8 @@ async def test_the_node_the_async_client_is_on_dies(
     """The asyncio backend: the same stream with ``await``, the client's node killed."""
     service = cluster_service
     log = tmp_path / "handled.log"
-    service.start(
-        MODULES,
-        extra_env={"FAULT_LOG": str(log)},
-        url=";".join([nodes[1], nodes[2], nodes[0]]),
-        queue_type="quorum",
-        concurrency=2,
-    )
-    client = AsyncEventClient(
-        "rabbitmq",
-        settings=Settings({"SERVICE_NAME": service.name}),
-        timeout=TIMEOUT,
-        url=nodes,
-        queue_type="quorum",
-        exchange=service.exchange,
-        confirm_timeout=TIMEOUT,
-    )
+    start_worker(service, log, nodes)
+    client = AsyncEventClient("rabbitmq", **client_options(service, nodes))
     async with client:
         deadline = time.monotonic() + 60
         while True:
