@@ -60,3 +60,26 @@ async def test_async_client_recovers_when_its_connections_are_killed(
         response = await client.get("conformance.add", data={"x": 2, "y": 2}, timeout=30)
         assert response.data == {"answer": 4}
     assert [k for k in redis_client.scan_iter(match=f"{served.prefix}:reply:*")] == []
+
+
+async def test_async_call_cancelled_mid_publish_is_cancelled(served: Any) -> None:
+    """A cancellation that reaches redis.asyncio mid-command must end the call: redis-py can
+    swallow it and complete the command, and the call then carried on to its reply."""
+    import asyncio
+
+    from zc_events import AsyncEventClient
+
+    async with AsyncEventClient("redis", **served.options()) as client:
+        assert (await client.get("conformance.add", data={"x": 1, "y": 1})).data == {"answer": 2}
+        completed = []
+        for i in range(60):
+            call = asyncio.create_task(client.get("conformance.add", data={"x": i, "y": 0}))
+            for _ in range(i % 12):  # cancel at each step of the publish round trip
+                await asyncio.sleep(0)
+            if not call.cancel():
+                continue  # it had already finished
+            await asyncio.wait([call])
+            if not call.cancelled():
+                completed.append((i, call.exception() or call.result().data))
+        assert completed == [], "cancelled calls that went on to complete"
+        assert (await client.get("conformance.add", data={"x": 5, "y": 5})).data == {"answer": 10}

@@ -13,8 +13,8 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 import redis.asyncio
 import redis.exceptions
@@ -38,6 +38,29 @@ from ._common import DEFAULT_PREFIX, PUBLISH_SCRIPT, Options, describe_url
 __all__ = ["AsyncRedisBackend"]
 
 log = logging.getLogger("zc_events.redis")
+
+T = TypeVar("T")
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: an abandoned command's failure is not logged as unhandled
+
+
+async def _cancellable(command: Coroutine[Any, Any, T]) -> T:
+    """Await a redis.asyncio ``command`` in a task of its own.
+
+    redis.asyncio can swallow a cancellation that reaches it mid-command (the command then
+    completes as if nothing happened), so a call awaiting it directly could not be cancelled.
+    Cancelling the caller here always raises CancelledError at once, and cancels the command.
+    """
+    task = asyncio.ensure_future(command)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.cancel()
+        task.add_done_callback(_retrieve)
+        raise
 
 
 def _connect(options: Options, role: str, retries: int) -> redis.asyncio.Redis:
@@ -206,14 +229,19 @@ class AsyncRedisBackend(AsyncBackend):
         state.start_reader()
         try:
             try:
-                result = await state.publish(
-                    keys=[self.options.names.stream(key)], args=[self.options.maxlen, body]
+                result = await _cancellable(
+                    state.publish(
+                        keys=[self.options.names.stream(key)], args=[self.options.maxlen, body]
+                    )
                 )
             except redis.exceptions.RedisError as exc:
                 raise self._fail(f"{envelope.method} {key!r}", exc) from exc
             publish_result(key, result, self.options.maxlen)
             try:
-                reply = await asyncio.wait_for(future, wait)
+                # Not asyncio.wait_for: on Python 3.11 it returns a reply that arrives together
+                # with a cancellation, so the cancelled call would go on.
+                async with asyncio.timeout(wait):
+                    reply = await future
             except TimeoutError:
                 raise RequestTimeout(
                     f"no reply to {envelope.method} {key!r} within {timeout:g} s", key, timeout
@@ -239,20 +267,23 @@ class AsyncRedisBackend(AsyncBackend):
             bodies.append(self.check_size(envelope, envelope.encode()))
         names = self.options.names
         maxlen = self.options.maxlen
-        try:
+
+        async def publish() -> list[Any]:
             if single:
-                results = [
+                return [
                     await state.publish(
                         keys=[names.stream(envelopes[0].key)], args=[maxlen, bodies[0]]
                     )
                 ]
-            else:
-                async with state.redis.pipeline(transaction=False) as pipe:
-                    for envelope, body in zip(envelopes, bodies, strict=True):
-                        await state.publish(
-                            keys=[names.stream(envelope.key)], args=[maxlen, body], client=pipe
-                        )
-                    results = await pipe.execute(raise_on_error=False)
+            async with state.redis.pipeline(transaction=False) as pipe:
+                for envelope, body in zip(envelopes, bodies, strict=True):
+                    await state.publish(
+                        keys=[names.stream(envelope.key)], args=[maxlen, body], client=pipe
+                    )
+                return list(await pipe.execute(raise_on_error=False))
+
+        try:
+            results = await _cancellable(publish())
         except redis.exceptions.RedisError as exc:
             what = (
                 f"{envelopes[0].method} {envelopes[0].key!r}"
