@@ -265,15 +265,16 @@ def test_push_reply_then_wait_reply(redis_client: Any) -> None:
 
 @pytest.mark.redis
 def test_wait_reply_outlasts_the_client_socket_timeout(redis_client: Any) -> None:
-    """A 0.5 s socket timeout must not cut a 1.5 s wait short, nor lose a late reply."""
+    """A 0.5 s socket timeout must not cut a longer wait short, nor lose a late reply."""
     key = f"zc-events-test-legacy-{uuid.uuid4()}"
     body = legacy.encode_response(Response(1))
     pusher = threading.Timer(1.2, legacy_redis.push_reply, (redis_client, key, body))
     pusher.start()
     try:
         started = time.monotonic()
-        assert legacy_redis.wait_reply(redis_client, key, 3.0, key="slow") == body
-        assert 1.1 < time.monotonic() - started < 2.5
+        # A wait cut short by the socket timeout would raise RequestTimeout or return early.
+        assert legacy_redis.wait_reply(redis_client, key, 30.0, key="slow") == body
+        assert time.monotonic() - started > 1.1
     finally:
         pusher.cancel()
         redis_client.delete(key)
@@ -285,6 +286,6 @@ def test_wait_reply_times_out_naming_the_key(redis_client: Any) -> None:
     started = time.monotonic()
     with pytest.raises(RequestTimeout, match="'add'") as info:
         legacy_redis.wait_reply(redis_client, key, 0.3, key="add")
-    assert 0.25 < time.monotonic() - started < 1.5
+    assert 0.25 < time.monotonic() - started < 3  # waits its 0.3 s, not much more
     assert info.value.key == "add"
     assert isinstance(info.value, zc_events.ZcEventsError)

@@ -33,7 +33,7 @@ class TestHttpAsyncConformance(AsyncBackendConformance):
 
 
 def test_async_handlers_run_concurrently_on_the_server_loop(http_worker) -> None:  # type: ignore[no-untyped-def]
-    """100 calls to a handler that awaits 0.2 s finish together, not one after another."""
+    """100 calls to a handler that awaits 1 s finish together, not one after another."""
     import asyncio
     import time
 
@@ -42,7 +42,7 @@ def test_async_handlers_run_concurrently_on_the_server_loop(http_worker) -> None
             started = time.monotonic()
             results = await asyncio.gather(
                 *(
-                    client.get("conformance.async_sleep", data={"seconds": 0.2}, timeout=30)
+                    client.get("conformance.async_sleep", data={"seconds": 1.0}, timeout=120)
                     for _ in range(100)
                 )
             )
@@ -50,4 +50,5 @@ def test_async_handlers_run_concurrently_on_the_server_loop(http_worker) -> None
             return time.monotonic() - started
 
     elapsed = asyncio.run(main())
-    assert elapsed < 100 * 0.2 / 2, f"100 calls took {elapsed:.1f} s: not served concurrently"
+    # One after another they take 100 s; together about 1 s (a wide margin for a loaded machine).
+    assert elapsed < 100 * 1.0 / 2, f"100 calls took {elapsed:.1f} s: not served concurrently"

@@ -40,8 +40,8 @@ def test_unreachable_broker_fails_fast_naming_the_url_without_password() -> None
     client = EventClient("rabbitmq", url="amqp://guest:secret@127.0.0.1:1/%2F")
     started = time.monotonic()
     with pytest.raises(PublishError) as info:
-        client.get("x", timeout=5)
-    assert time.monotonic() - started < 5
+        client.get("x", timeout=60)
+    assert time.monotonic() - started < 30  # a refused connection, not the 60 s timeout
     assert "amqp://guest:***@127.0.0.1:1/%2F" in str(info.value)
     assert "secret" not in str(info.value)
 

@@ -142,6 +142,8 @@ class BackendConformance:
 
     def test_timeout(self, client: EventClient) -> None:
         wait = self.slow_seconds / 10
+        # Connected first: the bound below is about the timeout, not a cold client's set-up.
+        assert client.get("conformance.add", data={"x": 0, "y": 1}).data == {"answer": 1}
         started = time.monotonic()
         with pytest.raises(RequestTimeout) as info:
             client.get("conformance.sleep", data={"seconds": self.slow_seconds}, timeout=wait)
@@ -355,6 +357,8 @@ class AsyncBackendConformance:
 
     async def test_timeout(self, async_client: AsyncEventClient) -> None:
         wait = self.slow_seconds / 10
+        # Connected first: the bound below is about the timeout, not a cold client's set-up.
+        await self._connect(async_client)
         started = time.monotonic()
         with pytest.raises(RequestTimeout) as info:
             await async_client.get(
@@ -367,7 +371,12 @@ class AsyncBackendConformance:
             "answer": 3
         }
 
+    async def _connect(self, async_client: AsyncEventClient) -> None:
+        response = await async_client.get("conformance.add", data={"x": 0, "y": 1})
+        assert response.data == {"answer": 1}
+
     async def test_wait_for_cancels_the_call(self, async_client: AsyncEventClient) -> None:
+        await self._connect(async_client)
         started = time.monotonic()
         with pytest.raises(TimeoutError) as info:
             await asyncio.wait_for(
@@ -388,6 +397,8 @@ class AsyncBackendConformance:
     async def test_cancelling_a_task_cancels_only_its_call(
         self, async_client: AsyncEventClient
     ) -> None:
+        # Connected first: what is measured is the cancellation, not a cold client's set-up.
+        await self._connect(async_client)
         slow = asyncio.create_task(
             async_client.get(
                 "conformance.sleep",
@@ -405,6 +416,8 @@ class AsyncBackendConformance:
         with pytest.raises(asyncio.CancelledError):
             await slow
         elapsed = time.monotonic() - cancelled_at
+        # Its reply comes after slow_seconds: a cancelled call must not wait for it (it ends in
+        # milliseconds; the bound is generous so that a loaded machine cannot break it).
         assert elapsed < self.slow_seconds, f"the cancelled call took {elapsed:.2f} s to end"
         # The other calls (still in flight, or queued behind busy server threads) all complete.
         results = await asyncio.gather(*others)
