@@ -5,7 +5,8 @@
 Both servers are uvicorn processes on 127.0.0.1 with one worker; both clients are one pooled
 ``httpx.Client`` with a kept-alive connection. The floor's server is a bare ASGI app that answers
 every POST with a fixed JSON reply; zc-events' is ``zc-events worker --backend http`` serving a
-handler that returns ``{"answer": x + y}``: the difference is what zc-events adds (the envelope,
+handler that returns ``{"answer": x + y}``, once with the default handler threads and once with
+``inline: true`` (sync handlers on the event loop, no thread hand-off): the difference is what zc-events adds (the envelope,
 routing, validation, dispatch, the Response; the per-message log line is off, as the floor
 logs nothing). The two contenders run interleaved in blocks so
 that load from other processes hits them alike. Prints p50/p90/p99 in ms, calls/s and the p50
@@ -98,21 +99,28 @@ def start(
         cwd=tmp,
         env=env,
     )
-    zc = subprocess.Popen(
-        [sys.executable, "-m", "zc_events", "worker", "--backend", "http", "bench_handlers"],
-        cwd=tmp,
-        env={
-            **env,
-            "ZC_EVENTS_HTTP_BIND": f"127.0.0.1:{zc_port}",
-            "ZC_EVENTS_LOG_MESSAGES": "false",  # the floor logs nothing either
-            "PYTHONPATH": str(tmp),
-        },
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    procs = [floor, zc]
+
+    def zc_worker(port: int, options: dict[str, Any]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "zc_events", "worker", "--backend", "http", "bench_handlers"],
+            cwd=tmp,
+            env={
+                **env,
+                "ZC_EVENTS_BACKEND_OPTIONS": json.dumps({"bind": f"127.0.0.1:{port}", **options}),
+                "ZC_EVENTS_LOG_MESSAGES": "false",  # the floor logs nothing either
+                "PYTHONPATH": str(tmp),
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    inline_port = free_port()
+    zc = zc_worker(zc_port, {})
+    zc_inline = zc_worker(inline_port, {"inline": True})
+    procs = [floor, zc, zc_inline]
     wait_port(floor_port, floor)
     wait_port(zc_port, zc)
+    wait_port(inline_port, zc_inline)
 
     from zc_events import EventClient
 
@@ -126,14 +134,23 @@ def start(
 
     client = EventClient("http", routes={"*": f"http://127.0.0.1:{zc_port}"})
 
+    inline_client = EventClient("http", routes={"*": f"http://127.0.0.1:{inline_port}"})
+
     def zc_call() -> Any:
         return client.get("bench.add", data={"x": 1, "y": 1}).data
 
-    assert zc_call() == {"answer": 2}, zc_call()
+    def zc_inline_call() -> Any:
+        return inline_client.get("bench.add", data={"x": 1, "y": 1}).data
+
+    assert zc_call() == zc_inline_call() == {"answer": 2}
     return (
         procs,
-        {"raw httpx + uvicorn (floor)": raw_call, "zc-events http": zc_call},
-        [raw, client],
+        {
+            "raw httpx + uvicorn (floor)": raw_call,
+            "zc-events http (threads)": zc_call,
+            "zc-events http, inline": zc_inline_call,
+        },
+        [raw, client, inline_client],
     )
 
 

@@ -52,3 +52,11 @@ def test_async_handlers_run_concurrently_on_the_server_loop(http_worker) -> None
     elapsed = asyncio.run(main())
     # One after another they take 100 s; together about 1 s (a wide margin for a loaded machine).
     assert elapsed < 100 * 1.0 / 2, f"100 calls took {elapsed:.1f} s: not served concurrently"
+
+
+def test_inline_serves_sync_and_async_handlers(worker_factory) -> None:  # type: ignore[no-untyped-def]
+    worker = worker_factory(options={"inline": True})
+    with EventClient("http", routes={"*": worker.url}) as client:
+        assert client.get("conformance.add", data={"x": 1, "y": 2}).data == {"answer": 3}
+        assert client.get("conformance.async_add", data={"x": 2, "y": 2}).data == {"answer": 4}
+        assert client.get("conformance.add", data={"x": 1}).errors[0]["type"] == "KeyError"

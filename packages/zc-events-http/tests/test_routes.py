@@ -62,3 +62,30 @@ def test_routes_come_from_the_setting() -> None:
 def test_unknown_options_are_refused() -> None:
     with pytest.raises(ConfigurationError, match="routez"):
         EventClient("http", routez={})
+
+
+def test_a_bad_server_option_stops_the_worker_with_one_line() -> None:
+    import json
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "zc_events",
+            "worker",
+            "--backend",
+            "http",
+            "zc_events.testing.handlers",
+        ],
+        env={
+            **__import__("os").environ,
+            "ZC_EVENTS_BACKEND_OPTIONS": json.dumps({"bind": "127.0.0.1:0", "inline": "yes"}),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "option 'inline' must be true or false" in result.stderr

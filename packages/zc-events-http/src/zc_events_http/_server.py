@@ -136,13 +136,15 @@ class ASGIApp:
     """``POST /zc-events`` as an ASGI 3 application (mount it in FastAPI, Starlette, Django).
 
     ``async def`` handlers are awaited on the server's event loop; sync handlers run on a pool of
-    ``concurrency`` threads. ``*_no_wait`` handlers run after the 202 answer, and the lifespan
+    ``concurrency`` threads, or with ``inline=True`` on the event loop itself: no thread hand-off
+    (the fastest round trip), but a slow sync handler then stalls every request of the process. ``*_no_wait`` handlers run after the 202 answer, and the lifespan
     shutdown (or :meth:`aclose`) waits for them.
     """
 
-    def __init__(self, endpoint: Endpoint, concurrency: int = 32) -> None:
+    def __init__(self, endpoint: Endpoint, concurrency: int = 32, *, inline: bool = False) -> None:
         self.endpoint = endpoint
         self.concurrency = concurrency
+        self.inline = inline
         self._executor: ThreadPoolExecutor | None = None
         self._pending: set[asyncio.Future[Any]] = set()
 
@@ -192,7 +194,10 @@ class ASGIApp:
     async def _run(self, envelope: Envelope) -> bytes | None:
         """Dispatch on this event loop: ``async def`` handlers are awaited here, sync ones run
         on the handler threads."""
-        return await self.endpoint.dispatcher.ahandle_envelope(envelope, executor=self.executor)
+        dispatcher = self.endpoint.dispatcher
+        if self.inline and not dispatcher.is_async(envelope.key):
+            return dispatcher.handle_envelope(envelope)
+        return await dispatcher.ahandle_envelope(envelope, executor=self.executor)
 
     async def _read(self, receive: Any) -> bytes | None:
         """The whole body, or None once it grows past the limit."""
@@ -329,15 +334,19 @@ def asgi_app(
     settings: Settings | None = None,
     max_body_bytes: int | None = None,
     concurrency: int = 32,
+    inline: bool = False,
 ) -> ASGIApp:
     """An ASGI app serving the registered handlers at ``/zc-events``.
 
     FastAPI/Starlette: ``app.mount("/", zc_events_http.asgi_app())`` (or under a prefix, and
     route to ``<base URL>/prefix``). ``dispatcher`` defaults to the process-wide handlers,
-    ``ZC_EVENTS_HANDLERS`` and the server middleware of the settings.
+    ``ZC_EVENTS_HANDLERS`` and the server middleware of the settings. ``inline=True`` runs sync
+    handlers on the event loop (see :class:`ASGIApp`).
     """
     return ASGIApp(
-        Endpoint(dispatcher, settings=settings, max_body_bytes=max_body_bytes), concurrency
+        Endpoint(dispatcher, settings=settings, max_body_bytes=max_body_bytes),
+        concurrency,
+        inline=inline,
     )
 
 

@@ -20,7 +20,15 @@ __all__ = ["SERVER_OPTIONS", "parse_bind", "serve"]
 log = logging.getLogger("zc_events.http.worker")
 
 SERVER_OPTIONS = frozenset(
-    {"bind", "concurrency", "ssl_certfile", "ssl_keyfile", "ssl_ca_certs", "max_body_bytes"}
+    {
+        "bind",
+        "concurrency",
+        "inline",
+        "ssl_certfile",
+        "ssl_keyfile",
+        "ssl_ca_certs",
+        "max_body_bytes",
+    }
 )
 DEFAULT_BIND = "127.0.0.1:8000"
 
@@ -44,6 +52,14 @@ def _positive_int(name: str, value: Any) -> int:
     return value
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(
+            f"backend 'http' option {name!r} must be true or false, got {value!r}"
+        )
+    return value
+
+
 def serve(backend: HttpBackend, dispatcher: Dispatcher) -> None:
     """Serve ``dispatcher`` until ``backend.stop()``; in-flight requests and accepted no-wait
     messages finish first."""
@@ -63,6 +79,7 @@ def serve(backend: HttpBackend, dispatcher: Dispatcher) -> None:
     app = ASGIApp(
         Endpoint(dispatcher, settings=settings, max_body_bytes=options.get("max_body_bytes")),
         concurrency,
+        inline=_flag("inline", options.get("inline", False)),
     )
     tls: dict[str, Any] = {}
     if options.get("ssl_certfile"):
