@@ -6,11 +6,11 @@ Both servers are uvicorn processes on 127.0.0.1 with one worker; both clients ar
 ``httpx.Client`` with a kept-alive connection. The floor's server is a bare ASGI app that answers
 every POST with a fixed JSON reply; zc-events' is ``zc-events worker --backend http`` serving a
 handler that returns ``{"answer": x + y}``, once with the default handler threads and once with
-``inline: true`` (sync handlers on the event loop, no thread hand-off): the difference is what zc-events adds (the envelope,
-routing, validation, dispatch, the Response; the per-message log line is off, as the floor
-logs nothing). The two contenders run interleaved in blocks so
-that load from other processes hits them alike. Prints p50/p90/p99 in ms, calls/s and the p50
-ratio to the floor (target ≤ 1.1), then the same with ``--threads`` client threads.
+``inline: true`` (sync handlers on the event loop, no thread hand-off). The difference is what
+zc-events adds: the envelope, routing, validation, dispatch, the Response (the per-message log
+line is off, as the floor logs nothing). The contenders run interleaved in blocks so that load
+from other processes hits them alike. Prints p50/p90/p99 in ms, calls/s and the p50 ratio to the
+floor (target ≤ 1.1), then the same with ``--threads`` client threads.
 """
 
 from __future__ import annotations

@@ -137,8 +137,9 @@ class ASGIApp:
 
     ``async def`` handlers are awaited on the server's event loop; sync handlers run on a pool of
     ``concurrency`` threads, or with ``inline=True`` on the event loop itself: no thread hand-off
-    (the fastest round trip), but a slow sync handler then stalls every request of the process. ``*_no_wait`` handlers run after the 202 answer, and the lifespan
-    shutdown (or :meth:`aclose`) waits for them.
+    (the fastest round trip), but a slow sync handler then stalls every request of the process.
+    ``*_no_wait`` handlers run after the 202 answer, and the lifespan shutdown (or
+    :meth:`aclose`) waits for them.
     """
 
     def __init__(self, endpoint: Endpoint, concurrency: int = 32, *, inline: bool = False) -> None:
