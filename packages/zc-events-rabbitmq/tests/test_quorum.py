@@ -124,3 +124,32 @@ def test_a_prioritised_message_to_a_quorum_queue_is_warned_about_once_per_key(
     assert len([x for x in lines if "'fault.log'" in x]) == 1, worker.output
     assert len([x for x in lines if "'fault.ping'" in x]) == 1, worker.output
     assert all("WARNING" in x for x in lines), lines
+
+
+def test_the_worker_counts_with_the_brokers_delivery_count_on_quorum_queues(
+    service: Any, broker: Any, tmp_path: Path, wait_for: Any
+) -> None:
+    """ZC_EVENTS_MAX_DELIVERIES=2 below delivery_limit=5: the worker dead-letters from the
+    broker's x-delivery-count (no copy of its own put back in the queue, nothing counted twice)."""
+    from zc_events.serving import ATTEMPTS_HEADER, FAILURES_HEADER
+
+    log = tmp_path / "handled.log"
+    env = {"FAULT_LOG": str(log), "ZC_EVENTS_MAX_DELIVERIES": "2"}
+    options = {"queue_type": "quorum", "delivery_limit": 5, "concurrency": 1}
+    worker = service.start(MODULES, extra_env=env, **options)
+    dead = f"{service.name}.dead"
+    with service.client(queue_type="quorum") as client:
+        service.wait_ready(client, "fault.ping")
+        client.post_no_wait("fault.exit", data={"i": 1})
+        for _restart in range(6):
+            wait_for(lambda w=worker: w.poll() is not None or broker.count(dead), 60)
+            if broker.count(dead):
+                break
+            worker = service.start(MODULES, extra_env=env, ready=None, **options)
+        else:
+            pytest.fail(f"still redelivered after 6 restarts; handled {handled(log)}")
+        assert handled(log) == [1, 1]
+    [(props, _body)] = broker.get_all(dead)
+    assert props.headers[ATTEMPTS_HEADER] == 2
+    assert FAILURES_HEADER not in props.headers
+    assert "x-first-death-reason" not in props.headers  # the worker's dead letter, not the broker's
