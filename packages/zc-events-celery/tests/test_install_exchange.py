@@ -45,7 +45,8 @@ def names() -> Iterator[tuple[str, str]]:
     delete_amqp_entities(
         BROKER_URL,
         queues=[f"{service}-events", f"{service}-celery", f"{service}.dead"],
-        exchanges=[exchange],
+        # Celery declares a direct exchange named after the default queue.
+        exchanges=[exchange, f"{service}-celery"],
     )
 
 

@@ -183,7 +183,8 @@ def names() -> Iterator[dict[str, str]]:
 
     service = out["service"]
     delete_broker_objects(
-        [service, f"{service}.dead", f"{service}-events"],
+        # the client's SERVICE_NAME is <service>-client: the legacy backend declares its queue too
+        [service, f"{service}.dead", f"{service}-events", f"{service}-client-events"],
         [out["exchange"], f"{out['exchange']}.dead", out["events_exchange"]],
     )
 
