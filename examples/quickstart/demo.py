@@ -23,6 +23,6 @@ r = zc_events.get("add", data={"x": 1})
 print("get('add', data={'x': 1})")
 print("  r.data       ", r.data)
 print("  r.has_errors ", r.has_errors)
-print("  r.errors[0]  ", {k: v for k, v in r.errors[0].items() if k != "trace"}, "+ trace")
+print("  r.errors[0]  ", r.errors[0])  # no traceback unless ZC_EVENTS_SEND_TRACEBACKS
 
 zc_events.default_client().backend.join()  # let the fire-and-forget call finish
