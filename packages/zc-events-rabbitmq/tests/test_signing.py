@@ -96,8 +96,13 @@ def test_tampered_requests_are_refused(signing: Any, backend: str, field: str, v
         tampered = dataclasses.replace(envelope, **{field: value})
     response = send_raw(signing, backend, tampered)
     assert response.errors and response.errors[0]["type"] == "SignatureError", response.errors
-    time.sleep(0.2)
-    logs = "\n".join(w.output for w in signing.workers)
+    # The worker's log line may come after the reply: wait for it, not a fixed time.
+    deadline = time.monotonic() + 30
+    while True:
+        logs = "\n".join(w.output for w in signing.workers)
+        if f"id {tampered.id}" in logs or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert f"id {tampered.id}" in logs and "refused" in logs
 
 
