@@ -61,15 +61,17 @@ def test_sigterm_waits_for_async_handlers_in_flight(service: Any) -> None:
         async with service.async_client() as client:
             await _ready(client)
             calls = [
-                asyncio.create_task(client.get("async.sleep", data={"seconds": 1}, timeout=30))
+                asyncio.create_task(client.get("async.sleep", data={"seconds": 3}, timeout=30))
                 for _ in range(5)
             ]
-            await asyncio.sleep(0.4)  # the worker has the messages
+            # The handlers are running by then (a message still unhandled at SIGTERM is handed
+            # back to the broker): a wide margin, for a loaded machine.
+            await asyncio.sleep(1.5)
             assert await asyncio.to_thread(worker.terminate) == 0
             return await asyncio.gather(*calls)
 
     responses = asyncio.run(main())
-    assert [r.data for r in responses] == [{"slept": 1}] * 5
+    assert [r.data for r in responses] == [{"slept": 3}] * 5
     assert "stopped consuming" in worker.output
 
 
