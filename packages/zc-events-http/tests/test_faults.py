@@ -53,13 +53,17 @@ def test_sigterm_finishes_in_flight_calls_and_exits_0(worker_factory) -> None:  
     outcome: list[object] = []
     with EventClient("http", routes={"*": worker.url}) as client:
 
+        assert client.get("conformance.add", data={"x": 1, "y": 1}).data == {"answer": 2}
+
         def call() -> None:
-            outcome.append(client.get("conformance.sleep", data={"seconds": 1}, timeout=10).data)
+            outcome.append(client.get("conformance.sleep", data={"seconds": 3}, timeout=20).data)
 
         caller = threading.Thread(target=call)
         caller.start()
-        time.sleep(0.3)
+        # The request is in the handler by then (one that has not arrived at SIGTERM is
+        # refused): a wide margin, for a loaded machine.
+        time.sleep(1.5)
         assert worker.process.terminate() == 0
-        caller.join(10)
-    assert outcome == [{"slept": 1}]
+        caller.join(20)
+    assert outcome == [{"slept": 3}]
     assert "stopped serving" in worker.process.output
