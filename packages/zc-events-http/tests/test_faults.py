@@ -52,7 +52,6 @@ def test_sigterm_finishes_in_flight_calls_and_exits_0(worker_factory) -> None:  
     worker = worker_factory()
     outcome: list[object] = []
     with EventClient("http", routes={"*": worker.url}) as client:
-
         assert client.get("conformance.add", data={"x": 1, "y": 1}).data == {"answer": 2}
 
         def call() -> None:
