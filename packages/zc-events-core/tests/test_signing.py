@@ -92,6 +92,7 @@ def test_a_signed_call_round_trips_and_the_handler_does_not_see_the_signature() 
         ("sent_at", 1.0),
         ("id", "6f1c2b9e-0000-4000-8000-000000000000"),
     ],
+    ids=lambda value: value if isinstance(value, str) else type(value).__name__,  # stable (-n)
 )
 def test_every_field_is_covered(field: str, value: Any, caplog: pytest.LogCaptureFixture) -> None:
     envelope = signed(HmacSigning("s3cret"))
