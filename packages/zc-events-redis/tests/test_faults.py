@@ -258,13 +258,15 @@ def test_a_handler_slower_than_claim_idle_runs_once(
 ) -> None:
     log = tmp_path / "handled.log"
     env = {"FAULT_LOG": str(log)}
-    # two workers that would claim each other's entries after 0.5 s of silence
-    service.start(MODULES, extra_env=env, concurrency=1, claim_idle=0.5)
-    service.start(MODULES, extra_env=env, concurrency=1, claim_idle=0.5)
+    # Two workers that would claim each other's entries after 1.5 s of silence; the heartbeat
+    # (every 0.5 s) must keep a 4 s handler's entry theirs. Not shorter: a loaded machine can
+    # starve the heartbeat thread for a fraction of a second.
+    service.start(MODULES, extra_env=env, concurrency=1, claim_idle=1.5)
+    service.start(MODULES, extra_env=env, concurrency=1, claim_idle=1.5)
     with service.client() as client:
         service.wait_ready(client, "fault.ping")
         for i in range(2):
-            client.post_no_wait("fault.log", data={"i": i, "sleep": 3})
+            client.post_no_wait("fault.log", data={"i": i, "sleep": 4})
         wait_for(lambda: len(handled(log)) >= 2, 60, "both slow messages")
         time.sleep(4)  # a second run, had it started, would have finished by now
     assert sorted(handled(log)) == [0, 1]
