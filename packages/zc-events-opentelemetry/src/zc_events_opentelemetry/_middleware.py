@@ -201,24 +201,7 @@ class OpenTelemetryMiddleware(Middleware):
         if found is None:
             return
         span, start = found
-        if error is not None:
-            outcome = type(error).__name__
-            if span.is_recording():
-                span.set_attribute(ERROR_TYPE, outcome)
-                span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, f"{outcome}: {error}"[:200]))
-        elif response is not None and response.has_errors:
-            outcome = _error_type(response)
-            if span.is_recording():
-                span.set_attribute(ERROR_TYPE, outcome)
-                span.set_status(Status(StatusCode.ERROR, _error_message(response)))
-        else:
-            outcome = "ok"
-        span.end()
-        labels = self._labels(envelope, outcome, "client")
-        self.client_duration.record(time.perf_counter() - start, labels)
-        if outcome != "ok":
-            self.errors.add(1, labels)
+        self._finish(span, envelope, "client", start, response, error)
 
     # -- server side -----------------------------------------------------------------------
     def incoming_request(self, envelope: Envelope) -> Envelope:
@@ -253,7 +236,26 @@ class OpenTelemetryMiddleware(Middleware):
         span, token, start = found
         if token is not None:
             context.detach(token)  # type: ignore[arg-type]
-        if response.has_errors:
+        self._finish(span, envelope, "server", start, response, None)
+        return response
+
+    def _finish(
+        self,
+        span: Span,
+        envelope: Envelope,
+        side: str,
+        start: float,
+        response: Response | None,
+        error: BaseException | None,
+    ) -> None:
+        """End ``span`` with the call's outcome; record its duration (and error) metrics."""
+        if error is not None:
+            outcome = type(error).__name__
+            if span.is_recording():
+                span.set_attribute(ERROR_TYPE, outcome)
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, f"{outcome}: {error}"[:200]))
+        elif response is not None and response.has_errors:
             outcome = _error_type(response)
             if span.is_recording():
                 span.set_attribute(ERROR_TYPE, outcome)
@@ -261,11 +263,11 @@ class OpenTelemetryMiddleware(Middleware):
         else:
             outcome = "ok"
         span.end()
-        labels = self._labels(envelope, outcome, "server")
-        self.process_duration.record(time.perf_counter() - start, labels)
+        labels = self._labels(envelope, outcome, side)
+        duration = self.client_duration if side == "client" else self.process_duration
+        duration.record(time.perf_counter() - start, labels)
         if outcome != "ok":
             self.errors.add(1, labels)
-        return response
 
     def __repr__(self) -> str:
         return f"<OpenTelemetryMiddleware system={self.system!r}>"
