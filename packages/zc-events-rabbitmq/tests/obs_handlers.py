@@ -56,3 +56,15 @@ def boom(request: Request) -> None:
 @zc_events.handler("obs.record")
 def record(request: Request) -> None:
     Path(request.data["path"]).write_text(json.dumps({"id": request.id, "data": request.data}))
+
+
+@zc_events.handler("obs.nested-backend")
+def nested_backend(request: Request) -> dict[str, Any]:
+    """The backend and broker URL a call made in this handler uses, and that call's answer."""
+    client = zc_events.default_client()
+    answer = zc_events.get("obs.inner", timeout=10)
+    return {
+        "backend": client.backend.name,
+        "url": client.settings.backend_options.get("url"),
+        "answered_by": answer.data["id"] if answer.data else None,
+    }

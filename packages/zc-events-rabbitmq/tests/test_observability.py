@@ -83,6 +83,21 @@ def test_worker_log_line_shows_both_ids(service: Service) -> None:
     assert any("INFO" in line and line.endswith(" ms ValueError") for line in lines), lines
 
 
+def test_calls_from_handlers_use_the_backend_and_url_given_to_the_worker(service: Service) -> None:
+    # Nothing in the environment names the backend (the settings default is the in-process
+    # memory backend): --backend and --url alone must carry the handlers' own calls too.
+    env: dict[str, str | None] = {**service.env(), "ZC_EVENTS_BACKEND": None}
+    argv = [sys.executable, "-m", "zc_events", "worker", "--backend", "rabbitmq"]
+    argv += ["--url", AMQP_URL, *MODULES]
+    with run_worker(argv=argv, env=env):
+        with service.client() as client:
+            service.wait_ready(client, "obs.inner")
+            data = client.get("obs.nested-backend", timeout=20).data
+    assert data["backend"] == "rabbitmq"
+    assert data["url"] == AMQP_URL
+    assert data["answered_by"]  # the nested call went through the broker to this worker
+
+
 # -- health --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("backend", ["rabbitmq", "rabbitmq_legacy"])
 def test_health_command_answers_while_a_worker_runs(service: Service, backend: str) -> None:

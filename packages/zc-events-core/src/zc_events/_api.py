@@ -47,6 +47,13 @@ def configure(**options: Any) -> None:
     ``middleware_options``, ``service_name``; any other setting by its upper-case name
     (``configure(EVENTS_EXCHANGE='x')``). Raises ConfigurationError for unknown names.
     """
+    set_overrides(options)
+    # Fail now, not on the first call, when the backend or middleware is misconfigured.
+    default_client()
+
+
+def set_overrides(options: dict[str, Any]) -> None:
+    """configure() without building the client now: the next module-level call builds it."""
     global _client
     normalised = normalise_options(options)
     with _lock:
@@ -54,8 +61,6 @@ def configure(**options: Any) -> None:
         old, _client = _client, None
     if old is not None:
         old.close()
-    # Fail now, not on the first call, when the backend or middleware is misconfigured.
-    default_client()
 
 
 def reset(*, handlers_too: bool = False) -> None:

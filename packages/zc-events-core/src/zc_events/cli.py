@@ -248,7 +248,7 @@ def _takes(cls: type, option: str) -> bool:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from ._api import get_settings
+    from ._api import get_settings, set_overrides
     from ._backend import create_backend
     from ._registry import load
     from ._worker import import_modules, serve
@@ -275,6 +275,15 @@ def _worker(args: argparse.Namespace) -> int:
         for option in WORKER_OPTIONS
         if getattr(args, option) is not None
     }
+    # Calls the handlers make (zc_events.get(...) in a handler) go over the worker's backend
+    # and broker, not over whatever the settings name (by default the in-process memory one).
+    defaults: dict[str, Any] = {}
+    if args.backend is not None and args.backend != settings.backend:
+        defaults["backend"] = name
+    if args.url is not None:
+        defaults["backend_options"] = {**settings.backend_options, "url": args.url}
+    if defaults:
+        set_overrides(defaults)
     try:
         backend = create_backend(name, settings, **options)
     except ConfigurationError as exc:
