@@ -89,10 +89,9 @@ def test_calls_from_handlers_use_the_backend_and_url_given_to_the_worker(service
     env: dict[str, str | None] = {**service.env(), "ZC_EVENTS_BACKEND": None}
     argv = [sys.executable, "-m", "zc_events", "worker", "--backend", "rabbitmq"]
     argv += ["--url", AMQP_URL, *MODULES]
-    with run_worker(argv=argv, env=env):
-        with service.client() as client:
-            service.wait_ready(client, "obs.inner")
-            data = client.get("obs.nested-backend", timeout=20).data
+    with run_worker(argv=argv, env=env), service.client() as client:
+        service.wait_ready(client, "obs.inner")
+        data = client.get("obs.nested-backend", timeout=20).data
     assert data["backend"] == "rabbitmq"
     assert data["url"] == AMQP_URL
     assert data["answered_by"]  # the nested call went through the broker to this worker
