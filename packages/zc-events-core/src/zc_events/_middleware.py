@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import inspect
 import logging
@@ -242,6 +243,9 @@ class HmacSigning(Middleware):
                 )
             self.secrets[kid] = value.encode() if isinstance(value, str) else bytes(value)
         self.kid = next(iter(self.secrets))
+        self._macs = {
+            kid: hmac.new(value, digestmod=hashlib.sha256) for kid, value in self.secrets.items()
+        }
         if not isinstance(header, str) or not header:
             raise ConfigurationError("hmac_signing option 'header' must be a non-empty string")
         if not _number(replay_window) or replay_window <= 0:
@@ -259,7 +263,10 @@ class HmacSigning(Middleware):
 
     # -- the signed forms -----------------------------------------------------------------------
     def _digest(self, kid: str, material: list[Any]) -> str:
-        return hmac.digest(self.secrets[kid], _json.canonical(material), "sha256").hex()
+        # A copy of the keyed HMAC costs half of hmac.digest(), which sets the key up each time.
+        mac = self._macs[kid].copy()
+        mac.update(_json.canonical(material))
+        return mac.hexdigest()
 
     def _request_material(
         self, kid: str, envelope: Envelope, headers: dict[str, Any], claims: Mapping[str, Any]
