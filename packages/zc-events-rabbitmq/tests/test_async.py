@@ -12,7 +12,16 @@ from typing import Any
 
 import pytest
 
-from zc_events import AsyncEventClient, Settings, ThreadedAsyncBackend, create_async_backend
+from zc_events import (
+    AsyncEventClient,
+    NoRouteError,
+    PublishError,
+    Response,
+    Settings,
+    ThreadedAsyncBackend,
+    create_async_backend,
+)
+from zc_events.testing.conformance import async_wait_for_records
 
 MODULES = ("async_handlers",)
 
@@ -91,6 +100,63 @@ async def test_client_reconnects_after_the_broker_closes_its_connection(
             await asyncio.sleep(0.05)
         response = await client.get("sync.add", data={"x": 2, "y": 2})
         assert response.data == {"answer": 4}
+
+
+async def test_calls_written_together_each_get_their_own_outcome(service: Any) -> None:
+    # The publishes of one loop tick leave in one write: the broker's returns (unknown keys)
+    # and replies must still reach exactly the call they belong to.
+    service.start(("zc_events.testing.handlers",))
+    async with service.async_client() as client:
+        await _ready_add(client)
+        nobody = f"conformance.nobody-{uuid.uuid4()}"
+        results = await asyncio.gather(
+            *(
+                client.get(nobody, data={})
+                if i % 7 == 3
+                else client.get("conformance.add", data={"x": i, "y": 1})
+                for i in range(60)
+            ),
+            return_exceptions=True,
+        )
+    for i, result in enumerate(results):
+        if i % 7 == 3:
+            assert isinstance(result, NoRouteError), (i, result)
+            assert nobody in str(result)
+        else:
+            assert isinstance(result, Response) and result.data == {"answer": i + 1}, (i, result)
+
+
+async def test_a_batch_names_exactly_the_messages_the_broker_returned(service: Any) -> None:
+    service.start(("zc_events.testing.handlers",))
+    async with service.async_client() as client:
+        await _ready_add(client)
+        token = uuid.uuid4().hex
+        nobody = f"conformance.nobody-{uuid.uuid4()}"
+        unroutable: list[str] = []
+        with pytest.raises(PublishError) as info:
+            async with client.batch() as batch:
+                for i in range(40):
+                    if i % 9 == 4:
+                        unroutable.append(batch.post_no_wait(nobody, data={"i": i}))
+                    else:
+                        batch.post_no_wait("conformance.record", data={"token": token, "i": i})
+        failed = info.value.failed  # type: ignore[attr-defined]
+        assert sorted(env.id for env in failed) == sorted(unroutable)
+        assert f"{len(unroutable)} of 40 messages were not published" in str(info.value)
+        records = await async_wait_for_records(client, token, count=40 - len(unroutable))
+        assert sorted(r["data"]["i"] for r in records) == [i for i in range(40) if i % 9 != 4]
+
+
+async def _ready_add(client: AsyncEventClient) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await client.get("conformance.add", data={"x": 0, "y": 0}, timeout=1)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.1)
 
 
 def test_without_aiormq_the_thread_adapter_is_used_and_a_warning_names_the_extra(

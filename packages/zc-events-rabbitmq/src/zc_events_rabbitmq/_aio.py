@@ -19,13 +19,18 @@ machine both gave the same round trip; the thinner layer has less to go wrong.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import struct
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiormq
 import aiormq.exceptions
+import pamqp.frame
+from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
+from pamqp.header import ContentHeader
 
 from zc_events import (
     AsyncBackend,
@@ -66,6 +71,10 @@ class LinkLost(Exception):
     """The connection or channel of an :class:`AioLink` failed."""
 
 
+class CallExpired(Exception):
+    """No reply came before the deadline of :meth:`AioLink.call`."""
+
+
 #: What a call on a link may raise when the link is unusable.
 LINK_ERRORS: tuple[type[BaseException], ...] = (LinkLost, *CONNECTION_ERRORS)
 
@@ -81,6 +90,12 @@ class AioLink:
         self.channel = channel
         self.waiters: dict[str, asyncio.Future[bytes]] = {}
         self.lost: BaseException | None = None
+        # (confirm future, message id, frames) published in this loop tick, not yet written.
+        self._outbox: list[tuple[asyncio.Future[Any], str, bytes]] = []
+        self._flush_scheduled = False
+        self._backlog: list[Any] | None = None
+        self._backlog_task: asyncio.Task[None] | None = None
+        self._method_frames: dict[tuple[str, str], bytes] = {}
 
     @classmethod
     async def open(
@@ -139,32 +154,162 @@ class AioLink:
         else:
             waiter.set_result(message.body)
 
-    async def publish(self, exchange: str, routing_key: str, body: bytes, properties: Any) -> None:
-        """Publish (mandatory) and wait for the confirm. Raises aiormq's PublishError when
-        the broker returned the message, PublishError (ours) when it nacked it."""
-        confirm = await self.channel.basic_publish(
-            body,
-            exchange=exchange,
-            routing_key=routing_key,
-            properties=properties,
-            mandatory=True,
-        )
-        if isinstance(confirm, spec.Basic.Nack):
-            raise PublishError("RabbitMQ did not take the message (nacked by the broker)")
+    def enqueue(
+        self, exchange: str, routing_key: str, body: bytes, properties: Any
+    ) -> asyncio.Future[Any]:
+        """Queue a mandatory publish; return the future of its confirm.
 
-    async def call(self, exchange: str, routing_key: str, body: bytes, properties: Any) -> bytes:
-        """Publish a request and wait for the reply with its correlation id."""
-        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        The publishes of one event-loop tick leave together, in one write, at the end of the
+        tick (aiormq's ``basic_publish`` takes a lock, queues one frame and waits for the socket
+        to drain for each message: several task switches and a ``send()`` per message). The
+        future fails with aiormq's PublishError when the broker returned the message,
+        DeliveryError when it nacked it, the channel's error when the channel closed, and
+        ChannelInvalidStateError when the message never left (the channel was closed before
+        the write: safe to publish again). Cancelling it before the write keeps the message from
+        being sent at all.
+        """
+        channel = self.channel
+        if self.lost is not None or channel.is_closed:
+            raise aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+        message_id = properties.message_id
+        if not message_id:  # returns are matched to publishes by message id
+            properties.message_id = message_id = new_id()
+        number = channel.number
+        key = (exchange, routing_key)
+        method = self._method_frames.get(key)
+        if method is None:
+            method = pamqp.frame.marshal(
+                spec.Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=True),
+                number,
+            )
+            if len(self._method_frames) < 1000:
+                self._method_frames[key] = method
+        parts = [
+            method,
+            pamqp.frame.marshal(ContentHeader(properties=properties, body_size=len(body)), number),
+        ]
+        if body:
+            size = channel.max_content_size
+            for start in range(0, len(body), size):
+                chunk = body[start : start + size]
+                parts.append(_BODY_HEAD.pack(3, number, len(chunk)) + chunk + b"\xce")
+        confirmation: asyncio.Future[Any] = channel.create_future()
+        self._outbox.append((confirmation, message_id, b"".join(parts)))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            channel.loop.call_soon(self._flush)
+        return confirmation
+
+    def _flush(self) -> None:
+        """Write what :meth:`enqueue` queued in this tick: delivery tags in write order."""
+        self._flush_scheduled = False
+        outbox, self._outbox = self._outbox, []
+        channel = self.channel
+        if self.lost is not None or channel.is_closed:
+            for confirmation, _, _ in outbox:
+                if not confirmation.done():
+                    confirmation.set_exception(
+                        aiormq.exceptions.ChannelInvalidStateError(f"{channel!r} closed")
+                    )
+            return
+        confirmations = channel.confirmations
+        by_message_id = channel.message_id_delivery_tag
+        payload = []
+        for confirmation, message_id, frames in outbox:
+            if confirmation.done():  # cancelled before it left: never sent
+                continue
+            channel.delivery_tag += 1
+            tag = channel.delivery_tag
+            confirmations[tag] = confirmation
+            by_message_id[message_id] = tag
+            confirmation.add_done_callback(
+                functools.partial(_forget, by_message_id, message_id, tag)
+            )
+            payload.append(frames)
+        if not payload:
+            return
+        frame = ChannelFrame(payload=b"".join(payload), should_close=False)
+        if self._backlog is None:
+            try:
+                channel.write_queue.put_nowait(frame)
+                return
+            except asyncio.QueueFull:
+                self._backlog = []
+                self._backlog_task = channel.loop.create_task(self._write_backlog())
+        self._backlog.append(frame)
+
+    async def _write_backlog(self) -> None:
+        # aiormq's writer is behind (its queue holds 10 frames): wait for room, in order.
+        queue = self.channel.write_queue
+        try:
+            while self._backlog:
+                await queue.put(self._backlog.pop(0))
+        finally:
+            self._backlog = None
+
+    async def publish(self, exchange: str, routing_key: str, body: bytes, properties: Any) -> None:
+        """Publish (mandatory) and wait for the confirm (errors: see :meth:`enqueue`)."""
+        confirmation = self.enqueue(exchange, routing_key, body, properties)
+        try:
+            await confirmation
+        except BaseException:
+            confirmation.cancel()  # not sent yet: then it never is
+            raise
+
+    async def call(
+        self, exchange: str, routing_key: str, body: bytes, properties: Any, deadline: float
+    ) -> bytes:
+        """Publish a request and wait for the reply with its correlation id until ``deadline``
+        (the loop's clock); CallExpired after it.
+
+        One await: a failed confirm (returned, nacked, channel closed) fails the reply's
+        future. The confirm arrives before the reply, so a reply means the request was taken.
+        """
+        loop = self.channel.loop
+        waiter: asyncio.Future[bytes] = loop.create_future()
         correlation_id = properties.correlation_id
         self.waiters[correlation_id] = waiter
         try:
-            await self.publish(exchange, routing_key, body, properties)
+            confirmation = self.enqueue(exchange, routing_key, body, properties)
+        except BaseException:
+            del self.waiters[correlation_id]
+            raise
+        confirmation.add_done_callback(functools.partial(_confirmed, waiter))
+        timer = loop.call_at(deadline, _expire, waiter)
+        try:
             return await waiter
+        except BaseException:
+            confirmation.cancel()  # not sent yet: then it never is
+            raise
         finally:
+            timer.cancel()
             self.waiters.pop(correlation_id, None)
 
     async def close(self) -> None:
+        if self._backlog_task is not None:
+            self._backlog_task.cancel()
         await _close_quietly(self.connection)
+
+
+_BODY_HEAD = struct.Struct(">BHI")
+
+
+def _forget(by_message_id: dict[str, int], message_id: str, tag: int, _: Any) -> None:
+    if by_message_id.get(message_id) == tag:
+        del by_message_id[message_id]
+
+
+def _confirmed(waiter: asyncio.Future[bytes], confirmation: asyncio.Future[Any]) -> None:
+    if waiter.done() or confirmation.cancelled():
+        return
+    exc = confirmation.exception()
+    if exc is not None:
+        waiter.set_exception(exc)
+
+
+def _expire(waiter: asyncio.Future[bytes]) -> None:
+    if not waiter.done():
+        waiter.set_exception(CallExpired())
 
 
 async def _close_quietly(connection: Any) -> None:
@@ -246,34 +391,29 @@ class _AioBase(AsyncBackend):
         """Run ``use(link)``; on a link found dead before anything was sent, once more on a
         fresh link. Maps aiormq's errors to ours."""
         for attempt in (1, 2):
-            link = await self.link()
+            link = self._link
+            if link is None or not link.usable or self._loop is not asyncio.get_running_loop():
+                link = await self.link()
             try:
                 return await use(link)
             except aiormq.exceptions.ChannelInvalidStateError:
                 if attempt == 1:  # closed before the publish reached the socket
                     continue
                 raise PublishError("connection to RabbitMQ lost") from None
-            except aiormq.exceptions.PublishError as exc:
-                frame: Any = exc.frame  # a Basic.Return
-                raise self.no_route_error(key, f"{frame.reply_code} {frame.reply_text}") from None
+            except aiormq.exceptions.DeliveryError as exc:
+                raise self.publish_error(key, exc) from None
             except LINK_ERRORS as exc:
                 raise PublishError(f"connection to RabbitMQ lost: {exc!r}") from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send_confirmed(self, envelope: Envelope, outgoing: Message) -> None:
-        exchange, routing_key, body, properties = outgoing
-
-        async def use(link: AioLink) -> None:
-            await link.publish(exchange, routing_key, body, properties)
-
-        try:
-            async with asyncio.timeout(self.confirm_timeout):
-                await self._publish(use, envelope.key)
-        except TimeoutError:
-            raise PublishError(
-                f"RabbitMQ did not confirm {envelope.key!r} (id {envelope.id}) within "
-                f"{self.confirm_timeout:g} s"
-            ) from None
+    def publish_error(
+        self, key: str, exc: aiormq.exceptions.DeliveryError
+    ) -> NoRouteError | PublishError:
+        """Our error for a publish the broker returned (NoRouteError) or nacked."""
+        frame: Any = exc.frame
+        if isinstance(exc, aiormq.exceptions.PublishError):  # a Basic.Return
+            return self.no_route_error(key, f"{frame.reply_code} {frame.reply_text}")
+        return PublishError(f"RabbitMQ did not take {key!r} (nacked by the broker)")
 
     def _outgoing(self, envelope: Envelope) -> Message:
         raise NotImplementedError
@@ -286,28 +426,76 @@ class _AioBase(AsyncBackend):
 
     async def send(self, envelope: Envelope) -> None:
         """Publish persistently; return after the broker's confirm. NoRouteError if unroutable."""
-        await self._send_confirmed(envelope, self._outgoing(envelope))
+        error = (await self._confirm_all([envelope], [self._outgoing(envelope)]))[0]
+        if error is not None:
+            raise error
 
     async def send_many(self, envelopes: Sequence[Envelope]) -> None:
-        """Publish all with confirms pipelined; PublishError names the failures."""
+        """Publish all (written together, confirms pipelined); PublishError names the
+        failures."""
         if not envelopes:
             return
         outgoing = [self._outgoing(env) for env in envelopes]
-        results = await asyncio.gather(
-            *(self._send_confirmed(env, out) for env, out in zip(envelopes, outgoing, strict=True)),
-            return_exceptions=True,
-        )
-        failed: list[tuple[Envelope, BaseException]] = []
-        for env, result in zip(envelopes, results, strict=True):
-            if isinstance(result, asyncio.CancelledError):
-                raise result
-            if isinstance(result, BaseException):
-                failed.append((env, result))
+        results = await self._confirm_all(envelopes, outgoing)
+        failed = [(env, exc) for env, exc in zip(envelopes, results, strict=True) if exc]
         if not failed:
             return
         if len(envelopes) == 1:
             raise failed[0][1]
         raise batch_error(failed, len(envelopes))
+
+    async def _confirm_all(
+        self, envelopes: Sequence[Envelope], outgoing: Sequence[Message]
+    ) -> list[BaseException | None]:
+        """Publish ``outgoing`` and wait for every confirm (``confirm_timeout`` in all): the
+        error of each message, or None. Messages that never left (their channel closed first)
+        are published once more on a fresh connection."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.confirm_timeout
+        results: list[BaseException | None] = [None] * len(outgoing)
+        todo = list(range(len(outgoing)))
+        for attempt in (1, 2):
+            try:
+                link = self._link
+                if link is None or not link.usable or self._loop is not loop:
+                    link = await self.link()
+                futures = {i: link.enqueue(*outgoing[i]) for i in todo}
+            except aiormq.exceptions.ChannelInvalidStateError:
+                continue  # found closed before anything was queued
+            except PublishError as exc:  # cannot connect
+                for i in todo:
+                    results[i] = exc
+                return results
+            try:
+                left = deadline - loop.time()
+                if left > 0:
+                    await asyncio.wait(futures.values(), timeout=left)
+            finally:
+                for future in futures.values():
+                    future.cancel()  # not confirmed (or not sent yet: then never sent)
+            todo = []
+            for i, future in futures.items():
+                key = envelopes[i].key
+                if future.cancelled():
+                    results[i] = PublishError(
+                        f"RabbitMQ did not confirm {key!r} (id {envelopes[i].id}) within "
+                        f"{self.confirm_timeout:g} s"
+                    )
+                    continue
+                error = future.exception()
+                if isinstance(error, aiormq.exceptions.ChannelInvalidStateError) and attempt == 1:
+                    todo.append(i)  # never left: publish once more
+                elif isinstance(error, aiormq.exceptions.DeliveryError):
+                    results[i] = self.publish_error(key, error)
+                elif error is not None:
+                    lost = PublishError(f"connection to RabbitMQ lost: {error!r}")
+                    lost.__cause__ = error
+                    results[i] = lost
+            if not todo:
+                return results
+        for i in todo:
+            results[i] = PublishError("connection to RabbitMQ lost")
+        return results
 
     async def aclose(self) -> None:
         """Close the connection. Calls made afterwards raise PublishError."""
@@ -357,14 +545,14 @@ class AsyncRabbitMQBackend(_AioBase):
             expiration=str(max(1, int(wait * 1000))),
         )
         exchange = self.exchange
+        deadline = asyncio.get_running_loop().time() + wait
 
         async def use(link: AioLink) -> bytes:
-            return await link.call(exchange, key, body, properties)
+            return await link.call(exchange, key, body, properties, deadline)
 
         try:
-            async with asyncio.timeout(wait):
-                reply = await self._publish(use, key)
-        except TimeoutError:
+            reply = await self._publish(use, key)
+        except CallExpired:
             raise RequestTimeout(
                 f"no reply to {envelope.method} {key!r} within {timeout:g} s", key, timeout
             ) from None
