@@ -156,6 +156,99 @@ def test_without_an_sdk_nothing_is_added_to_the_headers() -> None:
         assert client.get("otel.headers").data == {}
 
 
+def test_trace_context_headers_are_what_the_propagator_writes_and_reads(
+    telemetry: Telemetry,
+) -> None:
+    """The middleware writes and reads ``traceparent`` itself for the default propagator when
+    that is all there is to carry: the same headers and parent as the propagator's own, and the
+    propagator's path whenever baggage or a tracestate travels, or another propagator is set."""
+    from opentelemetry import baggage, context, propagate, trace
+    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from opentelemetry.propagators.composite import CompositePropagator
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    def seen(request: Any) -> dict[str, Any]:
+        current = trace.get_current_span().get_span_context()
+        return {
+            "headers": dict(request.headers),
+            "trace_state": current.trace_state.to_header(),
+            "baggage": dict(baggage.get_all()),
+        }
+
+    def expected_headers(span: ReadableSpan) -> dict[str, str]:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, trace.set_span_in_context(NonRecordingSpan(span.context)))
+        return carrier
+
+    def call(client: EventClient) -> tuple[dict[str, Any], ReadableSpan, ReadableSpan]:
+        telemetry.exporter.clear()
+        answer = client.get("otel.seen").data
+        spans = {s.kind: s for s in telemetry.spans()}
+        send, process = spans[SpanKind.CLIENT], spans[SpanKind.SERVER]
+        assert process.context.trace_id == send.context.trace_id
+        assert process.parent is not None and process.parent.span_id == send.context.span_id
+        return answer, send, process
+
+    registry = HandlerRegistry()
+    registry.register("otel.seen", seen)
+    backend = MemoryBackend(dispatcher=Dispatcher([registry], [telemetry.middleware()]))
+    with EventClient(backend, middleware=[telemetry.middleware()]) as client:
+        # Only a span: traceparent alone, exactly as the propagator writes it.
+        answer, send, _ = call(client)
+        assert answer == {"headers": expected_headers(send), "trace_state": "", "baggage": {}}
+        assert list(answer["headers"]) == ["traceparent"]
+
+        # Baggage in the caller's context travels too, and the handler sees it.
+        token = context.attach(baggage.set_baggage("tenant", "t-1"))
+        try:
+            answer, send, _ = call(client)
+        finally:
+            context.detach(token)
+        assert answer["headers"] == expected_headers(send) | {"baggage": "tenant=t-1"}
+        assert answer["baggage"] == {"tenant": "t-1"}
+
+        # A tracestate (inherited from a remote parent) travels and reaches the server span.
+        remote = SpanContext(
+            0x1234,
+            0x5678,
+            is_remote=True,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+            trace_state=TraceState([("vendor", "v1")]),
+        )
+        token = context.attach(trace.set_span_in_context(NonRecordingSpan(remote)))
+        try:
+            answer, send, process = call(client)
+        finally:
+            context.detach(token)
+        assert send.context.trace_id == 0x1234
+        assert answer["headers"]["tracestate"] == "vendor=v1"
+        assert answer["headers"] == expected_headers(send)
+        assert answer["trace_state"] == "vendor=v1"
+        assert process.context.trace_state.to_header() == "vendor=v1"
+
+    # Another propagator (here: baggage first) goes through the propagator itself.
+    other = CompositePropagator([W3CBaggagePropagator(), TraceContextTextMapPropagator()])
+    options = {
+        "tracer_provider": telemetry.tracer_provider,
+        "meter_provider": telemetry.meter_provider,
+        "propagator": other,
+    }
+    backend = MemoryBackend(dispatcher=Dispatcher([registry], [OpenTelemetryMiddleware(**options)]))
+    with EventClient(backend, middleware=[OpenTelemetryMiddleware(**options)]) as client:
+        token = context.attach(baggage.set_baggage("tenant", "t-2"))
+        try:
+            answer, send, _ = call(client)
+        finally:
+            context.detach(token)
+        carrier: dict[str, str] = {}
+        caller = baggage.set_baggage("tenant", "t-2")
+        other.inject(carrier, trace.set_span_in_context(NonRecordingSpan(send.context), caller))
+        assert set(carrier) == {"traceparent", "baggage"}
+        assert answer["headers"] == carrier
+        assert answer["baggage"] == {"tenant": "t-2"}
+
+
 # -- across real worker processes ----------------------------------------------------------------
 def read_spans(path: Path, count: int, timeout: float = 30) -> list[dict[str, Any]]:
     deadline = time.monotonic() + timeout

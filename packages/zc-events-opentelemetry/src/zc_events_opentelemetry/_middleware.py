@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from opentelemetry import context, metrics, propagate, trace
+from opentelemetry import baggage, context, metrics, propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import Getter, TextMapPropagator
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from zc_events import Envelope, Middleware, Response, Settings, get_settings
 
@@ -54,6 +66,37 @@ class _HeadersGetter(Getter[Mapping[str, Any]]):
 
 
 _getter = _HeadersGetter()
+
+TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
+BAGGAGE = "baggage"
+
+#: A version 00 ``traceparent`` exactly as :class:`TraceContextTextMapPropagator` writes it.
+_CANONICAL_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_ZERO_TRACE_ID = "0" * 32
+_ZERO_SPAN_ID = "0" * 16
+
+# How a propagator is handled: by calling it, or (the W3C trace context propagator, alone or
+# followed by the W3C baggage one: the default) by reading and writing ``traceparent``
+# directly whenever that is all there is to carry, which is the same outcome for a fraction of
+# the work on the critical path of every call.
+_GENERIC, _W3C, _W3C_BAGGAGE = 0, 1, 2
+
+
+def _kind_of(propagator: TextMapPropagator) -> int:
+    kind = type(propagator)
+    if kind is TraceContextTextMapPropagator:
+        return _W3C
+    if kind is CompositePropagator:
+        # Only read to recognise the default composite; anything else takes the generic path.
+        parts = getattr(propagator, "_propagators", None)
+        if isinstance(parts, list | tuple) and [type(p) for p in parts] == [
+            TraceContextTextMapPropagator,
+            W3CBaggagePropagator,
+        ]:
+            return _W3C_BAGGAGE
+    return _GENERIC
+
 
 #: The server span of the message being handled in this context, its context token, its start.
 _serving: ContextVar[tuple[Span, object, float] | None] = ContextVar(
@@ -127,8 +170,12 @@ class OpenTelemetryMiddleware(Middleware):
         self.system = backend if isinstance(backend, str) and backend else "zc_events"
         #: Client spans of calls in flight: message id -> (span, start).
         self._calls: dict[str, tuple[Span, float]] = {}
-        #: The propagator last used to extract, and the header names it reads.
-        self._fields: tuple[object, frozenset[str]] = (None, frozenset())
+        #: The propagator last used, the header names it reads, and how it is handled.
+        self._propagator: tuple[TextMapPropagator | None, frozenset[str], int] = (
+            None,
+            frozenset(),
+            _GENERIC,
+        )
 
     def bind(self, backend: str) -> None:
         """Name the backend in ``messaging.system``."""
@@ -136,18 +183,55 @@ class OpenTelemetryMiddleware(Middleware):
             self.system = backend
 
     # -- helpers ---------------------------------------------------------------------------
-    def _inject(self, carrier: dict[str, str], ctx: context.Context) -> None:
-        if self.propagator is None:
-            propagate.inject(carrier, ctx)
-        else:
-            self.propagator.inject(carrier, ctx)
+    def _propagation(self) -> tuple[TextMapPropagator, frozenset[str], int]:
+        """The propagator in use (the configured or the global one), the header names it
+        reads, and how it is handled; recomputed only when the propagator changes."""
+        propagator = self.propagator or propagate.get_global_textmap()
+        cached, fields, kind = self._propagator
+        if cached is not propagator:
+            fields, kind = frozenset(propagator.fields), _kind_of(propagator)
+            self._propagator = (propagator, fields, kind)
+        return propagator, fields, kind
+
+    def _inject(self, headers: dict[str, Any], span: Span) -> dict[str, Any]:
+        """``headers`` with the trace context of ``span`` (a valid one) added."""
+        propagator, _, kind = self._propagation()
+        span_context = span.get_span_context()
+        if (
+            kind
+            and not span_context.trace_state
+            and (kind == _W3C or not baggage.get_all())  # the baggage propagator adds nothing
+        ):
+            # What TraceContextTextMapPropagator.inject writes.
+            value = (
+                f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-"
+                f"{span_context.trace_flags:02x}"
+            )
+            return {**headers, TRACEPARENT: value}
+        carrier: dict[str, str] = {}
+        propagator.inject(carrier, trace.set_span_in_context(span))
+        return {**headers, **carrier} if carrier else headers
 
     def _extract(self, headers: Mapping[str, Any]) -> context.Context | None:
-        propagator = self.propagator or propagate.get_global_textmap()
-        if self._fields[0] is not propagator:
-            self._fields = (propagator, frozenset(propagator.fields))
-        if self._fields[1].isdisjoint(headers):  # no trace context: the current one is parent
+        """The caller's context from ``headers``, or None when they carry none (then the
+        current context is the parent)."""
+        propagator, fields, kind = self._propagation()
+        if fields.isdisjoint(headers):
             return None
+        if kind and TRACESTATE not in headers and (kind == _W3C or BAGGAGE not in headers):
+            value = headers.get(TRACEPARENT)
+            match = _CANONICAL_TRACEPARENT.fullmatch(value) if isinstance(value, str) else None
+            if match is not None:
+                trace_id, span_id, flags = match.groups()
+                if trace_id != _ZERO_TRACE_ID and span_id != _ZERO_SPAN_ID:
+                    # What TraceContextTextMapPropagator.extract returns (on a new Context).
+                    parent = SpanContext(
+                        int(trace_id, 16),
+                        int(span_id, 16),
+                        is_remote=True,
+                        trace_flags=TraceFlags(int(flags, 16)),
+                    )
+                    return trace.set_span_in_context(NonRecordingSpan(parent), context.Context())
         return propagator.extract(headers, getter=_getter)
 
     def _attributes(self, envelope: Envelope, operation: str) -> dict[str, Any]:
@@ -182,10 +266,7 @@ class OpenTelemetryMiddleware(Middleware):
         if span.is_recording():  # without an SDK, skip the attributes
             span.set_attributes(self._attributes(envelope, "send"))
         if span.get_span_context().is_valid:  # a trace to continue (without an SDK: none)
-            carrier: dict[str, str] = {}
-            self._inject(carrier, trace.set_span_in_context(span))
-            if carrier:
-                envelope.headers = {**envelope.headers, **carrier}
+            envelope.headers = self._inject(envelope.headers, span)
         calls = self._calls
         if len(calls) >= MAX_CALLS_IN_FLIGHT:  # a client that never reports calls' ends
             stale, _ = calls.pop(next(iter(calls)))
