@@ -147,6 +147,35 @@ async def test_a_batch_names_exactly_the_messages_the_broker_returned(service: A
         assert sorted(r["data"]["i"] for r in records) == [i for i in range(40) if i % 9 != 4]
 
 
+async def test_messages_the_broker_nacks_fail_with_a_publish_error_saying_so(
+    service: Any, broker: Any
+) -> None:
+    # A queue that refuses publishes once it holds one message: the broker nacks the rest.
+    queue = f"{service.name}.full"
+    conn, ch = broker._channel()
+    try:
+        ch.exchange_declare(service.exchange, "topic", durable=True)
+        ch.queue_declare(queue, arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+        ch.queue_bind(queue, service.exchange, routing_key="full.key")
+    finally:
+        conn.close()
+    try:
+        async with service.async_client() as client:
+            assert await client.post_no_wait("full.key", data={"i": 0})
+            with pytest.raises(PublishError) as one:
+                await client.post_no_wait("full.key", data={"i": 1})
+            assert "nacked by the broker" in str(one.value)
+            with pytest.raises(PublishError) as info:
+                async with client.batch() as batch:
+                    for i in range(3):
+                        batch.post_no_wait("full.key", data={"i": i})
+            assert "3 of 3 messages were not published" in str(info.value)
+            assert "nacked by the broker" in str(info.value)
+        assert broker.count(queue) == 1
+    finally:
+        broker.delete([queue])
+
+
 async def _ready_add(client: AsyncEventClient) -> None:
     deadline = time.monotonic() + 30
     while True:

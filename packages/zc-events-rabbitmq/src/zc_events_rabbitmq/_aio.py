@@ -26,10 +26,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import aiormq
+import aiormq.abc
 import aiormq.exceptions
 import pamqp.frame
 from aiormq.abc import ChannelFrame
 from pamqp import commands as spec
+from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 
 from zc_events import (
@@ -125,7 +127,8 @@ class AioLink:
             await setup(channel)
             link = cls(connection, channel)
             link.url = connected
-            await channel.basic_consume(REPLY_TO, link._on_reply, no_ack=True)
+            consume_ok = await channel.basic_consume(REPLY_TO, link._on_reply, no_ack=True)
+            _Inbox.install(channel, link, consume_ok.consumer_tag)
         except BaseException:
             await asyncio.shield(_close_quietly(connection))
             raise
@@ -148,12 +151,14 @@ class AioLink:
                 waiter.set_exception(LinkLost(f"connection to RabbitMQ lost: {self.lost!r}"))
 
     def _on_reply(self, message: Any) -> None:
-        correlation_id = message.header.properties.correlation_id
+        self._reply(message.header.properties.correlation_id, message.body)
+
+    def _reply(self, correlation_id: str, body: bytes) -> None:
         waiter = self.waiters.pop(correlation_id, None)
         if waiter is None or waiter.done():
             log.debug("dropping a late reply (correlation id %s)", correlation_id)
         else:
-            waiter.set_result(message.body)
+            waiter.set_result(body)
 
     def enqueue(
         self, exchange: str, routing_key: str, body: bytes, properties: Any
@@ -303,6 +308,111 @@ class AioLink:
 
 
 _BODY_HEAD = struct.Struct(">BHI")
+
+
+class _Inbox(asyncio.Queue[Any]):
+    """The frame queue of an :class:`AioLink`'s channel, which also handles, as they arrive,
+    the frames every call waits for: replies (deliveries to the direct reply-to consumer),
+    returns and publisher confirms.
+
+    aiormq's connection reader puts each frame of a channel in ``channel.frames``; the
+    channel's reader task takes them one by one and starts a task per delivery for the consumer
+    callback: three queue hand-overs and a task per reply. Here they are handled in the
+    connection reader's ``put``; other frames (channel close, cancel, RPC replies) still go to
+    aiormq's channel reader. Returns are handled here too, so that a return is always seen
+    before the confirm that follows it. Confirms resolve the futures aiormq's publish
+    bookkeeping holds (``channel.confirmations``), in delivery-tag order.
+    """
+
+    _link: AioLink
+    _channel: Any
+    _consumer_tag: str
+    _message: list[Any] | None  # [method frame, content header or None, body chunks, size]
+
+    @classmethod
+    def install(cls, channel: Any, link: AioLink, consumer_tag: str) -> None:
+        """Make ``channel.frames`` an inbox (it must be empty: right after set-up)."""
+        frames = channel.frames
+        if type(frames) is not asyncio.Queue or not frames.empty():  # pragma: no cover
+            return  # another aiormq: leave its reader alone
+        frames.__class__ = cls
+        inbox: _Inbox = frames  # type: ignore[assignment]
+        inbox._link, inbox._channel, inbox._consumer_tag = link, channel, consumer_tag
+        inbox._message = None
+
+    async def put(self, item: Any) -> None:
+        if not self._take(item[1]):
+            await super().put(item)
+
+    def _take(self, frame: Any) -> bool:
+        """Handle ``frame`` if it is part of a reply, a return or a confirm."""
+        message = self._message
+        if message is not None:
+            if isinstance(frame, ContentHeader) and message[1] is None:
+                message[1] = frame
+            elif isinstance(frame, ContentBody) and message[1] is not None:
+                message[2].append(frame.value)
+                message[3] += len(frame.value)
+            else:  # not what a content frame sequence has: let aiormq's reader complain
+                self._message = None
+                return False
+            header = message[1]
+            if header is not None and message[3] >= header.body_size:
+                self._message = None
+                self._complete(message[0], header, b"".join(message[2]))
+            return True
+        if isinstance(frame, spec.Basic.Deliver):
+            if frame.consumer_tag != self._consumer_tag:
+                return False
+        elif isinstance(frame, spec.Basic.Return):
+            pass
+        elif isinstance(frame, (spec.Basic.Ack, spec.Basic.Nack)):
+            self._confirm(frame)
+            return True
+        else:
+            return False
+        self._message = [frame, None, [], 0]
+        return True
+
+    def _complete(self, method: Any, header: Any, body: bytes) -> None:
+        if isinstance(method, spec.Basic.Deliver):
+            self._link._reply(header.properties.correlation_id, body)
+            return
+        # A return: fail the publish it belongs to (matched by message id, as aiormq does).
+        channel = self._channel
+        tag = channel.message_id_delivery_tag.get(header.properties.message_id)
+        confirmation = channel.confirmations.get(tag) if tag is not None else None
+        if confirmation is None or confirmation.done():
+            log.debug("a returned message matches no publish in flight: %r", method)
+            return
+        delivered = aiormq.abc.DeliveredMessage(
+            delivery=method, header=header, body=body, channel=channel
+        )
+        # The confirm that follows finds the future done and leaves it.
+        confirmation.set_exception(aiormq.exceptions.PublishError(delivered, method))
+
+    def _confirm(self, frame: Any) -> None:
+        confirmations = self._channel.confirmations
+        tag = frame.delivery_tag
+        if frame.multiple:
+            futures = []
+            while confirmations:
+                first = next(iter(confirmations))
+                if first > tag:
+                    break
+                futures.append(confirmations.pop(first))
+        else:
+            future = confirmations.pop(tag, None)
+            futures = [future] if future is not None else []
+        ack = isinstance(frame, spec.Basic.Ack)
+        for future in futures:
+            if isinstance(future, asyncio.Future) and not future.done():
+                if ack:
+                    future.set_result(frame)
+                else:
+                    future.set_exception(aiormq.exceptions.DeliveryError(None, frame))
+
+
 #: At most this many loop ticks between a publish and its write (see AioLink._flush).
 _MAX_DEFERRED_TICKS = 8
 
