@@ -193,3 +193,63 @@ def test_the_zc_events_script_imports_handler_modules_from_the_current_directory
     with run_worker(argv=argv, cwd=tmp_path, env={"PYTHONPATH": None}, ready="serving") as worker:
         assert "serving cwd.ping on backend 'memory'" in worker.lines[0], worker.output
         assert worker.terminate(timeout=30) == 0
+
+
+_LOGGING_CHILD = """
+import logging, sys
+import zc_events.cli as cli
+
+def run(args):
+    log = logging.getLogger("child")
+    log.info("first")
+    print("logged", flush=True)
+    sys.stdin.readline()
+    log.info("second")
+    log.warning("third")
+    print("warned", flush=True)
+    sys.stdin.readline()
+    log.info("last")
+    return 0
+
+cli._run = run
+sys.exit(cli.main(["worker", "any.module"]))
+"""
+
+
+def test_worker_log_lines_are_batched_but_arrive_soon_in_order_and_all_at_exit() -> None:
+    import queue
+    import threading
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _LOGGING_CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin and proc.stdout and proc.stderr
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True)
+    reader.start()
+
+    def next_line() -> str:
+        return lines.get(timeout=10).rstrip("\n")
+
+    try:
+        assert proc.stdout.readline() == "logged\n"
+        # Written by the flushing thread while the process goes on (not only at exit).
+        assert next_line().endswith("INFO child: first")
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "warned\n"
+        # A WARNING writes at once, after the INFO line before it.
+        assert next_line().endswith("INFO child: second")
+        assert next_line().endswith("WARNING child: third")
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.wait(10) == 0
+        reader.join(10)
+        assert next_line().endswith("INFO child: last")
+    finally:
+        proc.kill()
+        proc.wait()

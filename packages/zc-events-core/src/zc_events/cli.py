@@ -306,6 +306,68 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Longest time an INFO line of ``zc-events worker`` waits before it is written.
+_LOG_FLUSH_SECONDS = 0.2
+
+
+class _BatchedStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """``zc-events worker``'s log handler on standard error: lines below WARNING are written
+    in batches, at most :data:`_LOG_FLUSH_SECONDS` late; a WARNING or worse is written at once,
+    with everything before it.
+
+    A worker logs a line per message (``ZC_EVENTS_LOG_MESSAGES``). Written one by one, each
+    line is a ``write()`` that lets go of the GIL in the middle of a burst of messages; with
+    several consumer threads the thread switches this causes cost more CPU than the line
+    itself (measured on the RabbitMQ worker, 4 threads, 100 requests in flight: ~100 us per
+    message, a third of the worker's time).
+    """
+
+    def __init__(self) -> None:
+        stderr = sys.__stderr__
+        assert stderr is not None
+        stream = open(  # noqa: SIM115 - lives as long as the process; fd 2 stays open
+            stderr.fileno(),
+            "w",
+            buffering=1 << 16,
+            encoding=stderr.encoding,
+            errors=stderr.errors,
+            closefd=False,
+        )
+        super().__init__(stream)
+        self._pending = False
+        import threading
+
+        threading.Thread(target=self._flush_often, name="zc-events-log-flush", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        if record.levelno >= logging.WARNING:
+            self.write_out()
+        else:
+            self._pending = True
+
+    def flush(self) -> None:
+        """Nothing: StreamHandler calls this after every line (see :meth:`write_out`)."""
+
+    def write_out(self) -> None:
+        """Write the buffered lines now."""
+        with self.lock:  # type: ignore[union-attr]
+            self._pending = False
+            self.stream.flush()
+
+    def _flush_often(self) -> None:
+        import time
+
+        while True:
+            time.sleep(_LOG_FLUSH_SECONDS)
+            if self._pending:
+                self.write_out()
+
+    def close(self) -> None:
+        self.write_out()
+        super().close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 remote errors or failure, 2 usage or
     configuration errors)."""
@@ -314,33 +376,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         level = getattr(logging, args.log_level)
     else:
         level = logging.INFO if args.verbose or args.command == "worker" else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    root = logging.getLogger()
+    batched: _BatchedStderrHandler | None = None
+    if args.command == "worker" and not root.handlers and sys.stderr is sys.__stderr__:
+        batched = _BatchedStderrHandler()
+        batched.setFormatter(logging.Formatter(log_format))
+        root.addHandler(batched)
+        root.setLevel(level)
+    else:
+        logging.basicConfig(level=level, format=log_format)
     try:
-        if args.command == "call":
-            return _call(args)
-        if args.command == "worker":
-            return _worker(args)
-        if args.command in _admin.COMMANDS:
-            return _admin.run(args)
-        if args.command == "backends":
-            for name, dist in installed(BACKENDS).items():
-                print(f"{name}\t{dist}")
-            return 0
-        from ._demo import main as demo
-
-        demo()
-        return 0
-    except ConfigurationError as exc:
+        return _run(args)
+    except (ConfigurationError, ZcEventsError, OSError) as exc:
+        if batched is not None:  # the log lines before the error come before it
+            batched.write_out()
         print(f"zc-events: error: {exc}", file=sys.stderr)
-        return 2
-    except ZcEventsError as exc:
-        print(f"zc-events: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # e.g. a broker that refuses connections
-        print(f"zc-events: error: {exc}", file=sys.stderr)
-        return 1
+        # ConfigurationError: 2; others (e.g. a broker that refuses connections): 1
+        return 2 if isinstance(exc, ConfigurationError) else 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        if batched is not None:  # before a traceback, too
+            batched.write_out()
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "call":
+        return _call(args)
+    if args.command == "worker":
+        return _worker(args)
+    if args.command in _admin.COMMANDS:
+        return _admin.run(args)
+    if args.command == "backends":
+        for name, dist in installed(BACKENDS).items():
+            print(f"{name}\t{dist}")
+        return 0
+    from ._demo import main as demo
+
+    demo()
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
