@@ -8,6 +8,7 @@ declared (Celery's own shared exchanges only when no other worker uses them).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -54,11 +55,18 @@ def delete_celery_exchanges_if_unused() -> None:
     connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     try:
         for name in CELERY_EXCHANGES:
-            channel = connection.channel()
-            try:
-                channel.exchange_delete(name, if_unused=True)
-                channel.close()
-            except pika.exceptions.ChannelClosedByBroker:
-                pass  # still in use by another worker (406), or already gone
+            # The stopped worker's auto-delete queues go a moment after its connection closes:
+            # until then the exchange is "in use" (406). Another worker's stay, and so does it.
+            deadline = time.monotonic() + 5
+            while True:
+                channel = connection.channel()
+                try:
+                    channel.exchange_delete(name, if_unused=True)
+                    channel.close()
+                    break
+                except pika.exceptions.ChannelClosedByBroker:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
     finally:
         connection.close()

@@ -21,4 +21,6 @@ r = zc_events.get("add", data={"x": 1, "y": 1})  # wait for the reply
 print("zc_events.get('add', data={'x': 1, 'y': 1}).data ->", r.data)
 r = zc_events.get("add", data={"x": 1})
 print("zc_events.get('add', data={'x': 1}).errors[0]['type'] ->", r.errors[0]["type"])
-print("plain Celery add.delay(1, 1).get() ->", add.delay(1, 1).get(timeout=10))
+result = add.delay(1, 1)
+print("plain Celery add.delay(1, 1).get() ->", result.get(timeout=10))
+result.forget()  # drop the stored result now (Celery keeps it in Redis for a day)
