@@ -14,6 +14,18 @@ not take fails with PublishError instead of timing out.
 aiormq rather than aio-pika: aio-pika is a layer over aiormq (its messages, exchanges and
 robust connections are objects this backend does not need), and in a quick measurement on this
 machine both gave the same round trip; the thinner layer has less to go wrong.
+
+aiormq internals, and why: aiormq's ``basic_publish`` takes a lock, queues one frame and
+waits for the socket to drain per message, and hands each reply through two queues and a task;
+with many calls in flight that was most of the client's CPU. So :class:`AioLink` writes the
+publishes of a loop tick as one frame on ``connection.write_queue`` with the delivery tags and
+confirm futures registered where aiormq's own publish puts them (``channel.delivery_tag``,
+``channel.confirmations``, ``channel.message_id_delivery_tag``), and :class:`_Inbox` takes the
+place of ``channel.frames`` to handle replies, returns and confirms as the connection reader
+hands them over; everything else still goes through aiormq. These names are checked against
+the aiormq versions the package allows (``aiormq>=7.2,<7.3``, the ``async`` extra); a new
+aiormq minor version must pass ``packages/zc-events-rabbitmq/tests/test_async.py`` before the
+bound moves.
 """
 
 from __future__ import annotations
