@@ -48,6 +48,36 @@ def test_close_deletes_the_reply_list(served: Any, redis_client: Any) -> None:
     assert redis_client.exists(name) == 0
 
 
+def test_a_lone_get_publishes_on_the_reply_connection(served: Any, redis_client: Any) -> None:
+    """One caller: its request and its first read of the reply list share one connection and
+    one round trip, so the client makes no second connection."""
+    from zc_events_redis._common import PUBLISH_SCRIPT
+
+    redis_client.script_load(PUBLISH_SCRIPT)  # else the first call loads it via the pool
+    from zc_events import EventClient
+
+    name = f"zc-events-test-lone-{uuid.uuid4().hex[:10]}"
+    with EventClient("redis", **served.options(client_name=name)) as client:
+        for i in range(5):
+            assert client.get("conformance.add", data={"x": i, "y": 1}).data == {"answer": i + 1}
+        names = [str(c.get("name", "")) for c in redis_client.client_list()]
+        assert [n.split(":")[1] for n in names if n.startswith(name)] == ["replies"]
+
+
+def test_a_get_after_redis_lost_its_scripts(served: Any, redis_client: Any) -> None:
+    """NOSCRIPT on the one-round-trip path: the call falls back to the pool, which loads the
+    script again, and the read it had started ends at once."""
+    with served.client() as client:
+        assert client.get("conformance.add", data={"x": 1, "y": 1}).data == {"answer": 2}
+        redis_client.script_flush()
+        started = time.monotonic()
+        assert client.get("conformance.add", data={"x": 2, "y": 1}, timeout=30).data == {
+            "answer": 3
+        }
+        assert time.monotonic() - started < 0.9  # not after the started read's 1 s
+        assert client.get("conformance.add", data={"x": 3, "y": 1}).data == {"answer": 4}
+
+
 async def test_async_client_recovers_when_its_connections_are_killed(
     served: Any, kill_connections: Any, redis_client: Any
 ) -> None:

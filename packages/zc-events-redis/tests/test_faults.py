@@ -98,6 +98,8 @@ def test_reconnects_after_its_connections_are_killed(
 
         wait_for(lambda: connected() >= 2, 60, "both worker threads to connect")
         assert kill_connections(workers) >= 2
+        # A lone get publishes on the reply reader's connection; a no-wait call on the pool's.
+        client.post_no_wait("fault.ping", data=0)
         assert kill_connections(f"{service.client_name}-client") >= 2  # publisher and reader
         # the client retries on a fresh connection; the worker reconnects with backoff
         assert client.get("fault.ping", data=2, timeout=30).data["pong"] == 2
@@ -235,8 +237,13 @@ def test_publish_refuses_to_trim_unread_messages(service: Any, redis_client: Any
 
 
 def test_no_route_names_the_key(service: Any) -> None:
-    with service.client() as client, pytest.raises(NoRouteError, match="nobody.here"):
-        client.get("nobody.here", timeout=5)
+    with service.client() as client:
+        started = time.monotonic()
+        with pytest.raises(NoRouteError, match="nobody.here"):
+            # published with the first read of the reply list: the refusal must end that read
+            # at once, not after its 1 s
+            client.get("nobody.here", timeout=30)
+        assert time.monotonic() - started < 0.9
     assert service.redis_keys() == []  # the failed publish created nothing
 
 

@@ -68,13 +68,26 @@ def publish_result(key: str, result: Any, maxlen: int) -> None:
 
 
 class _Waiter:
-    """One pending request: whoever reads its reply sets ``body``, then ``event``."""
+    """One pending request: whoever reads its reply sets ``body``, then signals.
 
-    __slots__ = ("body", "event")
+    The signal is a lock held from creation (a ``threading.Event`` costs a Condition per call):
+    :meth:`signal` releases it, :meth:`wait` takes it back. Waiters re-check their state after
+    every wake-up, so a spurious or doubled signal is harmless.
+    """
+
+    __slots__ = ("_lock", "body")
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._lock.acquire()
         self.body: bytes | None = None
+
+    def signal(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already signalled
+            self._lock.release()
+
+    def wait(self, timeout: float) -> None:
+        self._lock.acquire(timeout=max(timeout, 0.0))
 
 
 class Replies:
@@ -83,7 +96,9 @@ class Replies:
     No background thread: one waiting call at a time takes the reading role, pops replies
     (``BLMPOP``, up to 100 per round trip) and hands each to the call with the same envelope id;
     when its own reply came it passes the role to another waiting call. A lone caller thus
-    reads its own reply, with no thread hand-off. Replies nobody waits for are dropped.
+    reads its own reply, with no thread hand-off, and publishes its request on the reading
+    connection in the same round trip as its first read (:meth:`publish_and_read`).
+    Replies nobody waits for are dropped.
     """
 
     def __init__(self, options: Options) -> None:
@@ -92,14 +107,70 @@ class Replies:
         self._waiters: dict[str, _Waiter] = {}
         self._reading = threading.Lock()
         self._redis = connect(options, "replies", retries=0)
+        # held by whoever has the reading role (Any: redis-py's Connection is untyped)
+        self._conn: Any = None
         self._blmpop = True  # Redis < 7.0 has only BLPOP
         self._closed = False
         self._delay = 0.05
+        self._ttl_ms = int(options.reply_ttl * 1000)
 
     def expect(self, envelope_id: str) -> _Waiter:
         """Register a call before its request is published."""
         waiter = self._waiters[envelope_id] = _Waiter()
         return waiter
+
+    def _connection(self) -> Any:
+        conn = self._conn
+        if conn is None:
+            pool = self._redis.connection_pool
+            try:
+                conn = pool.get_connection()
+            except TypeError:  # redis-py < 5.3 wants a command name
+                conn = pool.get_connection("BLMPOP")
+            self._conn = conn
+        return conn
+
+    def _pop_command(self, timeout: float) -> tuple[Any, ...]:
+        if self._blmpop:
+            return ("BLMPOP", timeout, 1, self.name, "LEFT", "COUNT", 100)
+        return ("BLPOP", self.name, timeout)
+
+    def publish_and_read(
+        self, script: str, stream: str, args: Sequence[Any], timeout: float, other: redis.Redis
+    ) -> Any:
+        """If no other call is reading: publish (``EVALSHA script``) and pop replies for up to
+        ``timeout`` seconds in one round trip, and return the script's result (a
+        ``ResponseError`` of the script is returned, not raised). None when another call
+        reads: publish elsewhere, then :meth:`wait`.
+
+        When nothing was published, an empty entry (dropped by the reader) pushed through
+        ``other`` ends the pop at once. A connection error escapes only before the script's
+        result is known.
+        """
+        if not self._reading.acquire(blocking=False):
+            return None
+        try:
+            conn = self._connection()
+            conn.send_packed_command(
+                conn.pack_commands(
+                    [("EVALSHA", script, 1, stream, *args), self._pop_command(timeout)]
+                )
+            )
+            result: Any
+            try:
+                result = conn.read_response()
+            except redis.exceptions.ResponseError as exc:
+                result = exc
+            if not isinstance(result, bytes | str):  # nothing published, no reply will come
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    pipe = other.pipeline(transaction=False)
+                    pipe.rpush(self.name, b"\n")
+                    pipe.pexpire(self.name, self._ttl_ms)
+                    pipe.execute()
+            self._read(None)
+            return result
+        finally:
+            self._reading.release()
 
     def wait(self, envelope_id: str, waiter: _Waiter, timeout: float) -> bytes | None:
         """The reply body, or None after ``timeout`` seconds; forgets the call either way."""
@@ -116,33 +187,34 @@ class Replies:
                     finally:
                         self._reading.release()
                 else:  # another call reads: it wakes us with our reply or to take over
-                    waiter.event.wait(left)
-                    waiter.event.clear()
+                    waiter.wait(left)
             return waiter.body
         finally:
             self._waiters.pop(envelope_id, None)
-            self._hand_over()  # whoever waits now may have to take the reading role
+            if self._waiters:
+                self._hand_over()  # whoever waits now may have to take the reading role
 
     def _hand_over(self) -> None:
         for other in list(self._waiters.values()):
             if other.body is None:
-                other.event.set()
+                other.signal()
                 return
 
-    def _read(self, timeout: float) -> None:
+    def _read(self, timeout: float | None) -> None:
+        """Pop replies for up to ``timeout`` seconds (None: the pop was sent already) and hand
+        each to its waiting call."""
         try:
-            if self._blmpop:
-                result: Any = self._redis.blmpop(timeout, 1, self.name, direction="LEFT", count=100)
-                items = [] if result is None else result[1]
-            else:
-                item: Any = self._redis.blpop([self.name], timeout=timeout)
-                items = [] if item is None else [item[1]]
+            conn = self._connection()
+            if timeout is not None:
+                conn.send_packed_command(conn.pack_command(*self._pop_command(timeout)))
+            try:
+                result: Any = conn.read_response()
+            except redis.exceptions.ResponseError as exc:
+                if not self._blmpop or "unknown command" not in str(exc).lower():
+                    raise
+                self._blmpop = False
+                return
             self._delay = 0.05
-        except redis.exceptions.ResponseError as exc:
-            if not self._blmpop or "unknown command" not in str(exc).lower():
-                raise
-            self._blmpop = False
-            return
         except CONNECTION_ERRORS as exc:
             if self._closed:
                 return
@@ -150,12 +222,14 @@ class Replies:
             time.sleep(self._delay)
             self._delay = min(self._delay * 2, 1.0)
             return
-        for raw in items:
+        if result is None:
+            return
+        for raw in result[1] if self._blmpop else [result[1]]:
             envelope_id, _, body = raw.partition(b"\n")
             waiter = self._waiters.get(envelope_id.decode(errors="replace"))
             if waiter is not None:
                 waiter.body = body
-                waiter.event.set()
+                waiter.signal()
 
     def close(self, other: redis.Redis) -> None:
         """Forget leftover replies and close the reading connection."""
@@ -279,11 +353,24 @@ class RedisBackend(Backend):
         if not self.options.names.is_reply(envelope.reply_to):
             envelope.reply_to = replies.name  # not prepared (called without a client)
         body = self.check_size(envelope, envelope.encode())
+        stream = self.options.names.stream(key)
+        started = time.monotonic()
         waiter = replies.expect(envelope.id)
         try:
-            result = self._publish(
-                keys=[self.options.names.stream(key)], args=[self.options.maxlen, body]
-            )
+            result: Any = None
+            with contextlib.suppress(*CONNECTION_ERRORS):  # then publish through the pool
+                # Publish and read the reply list in one round trip, when no other call reads.
+                args = (self.options.maxlen, body)
+                result = replies.publish_and_read(
+                    self._publish.sha, stream, args, min(wait, 1.0), self._redis
+                )
+            if result is None or isinstance(result, redis.exceptions.NoScriptError):
+                # Another call reads, or the fast path failed before Redis answered (the pool
+                # client retries on a fresh connection: at least once, as any retried publish),
+                # or Redis lost the script (the Script object loads it again).
+                result = self._publish(keys=[stream], args=[self.options.maxlen, body])
+            elif isinstance(result, redis.exceptions.ResponseError):
+                raise result
         except redis.exceptions.RedisError as exc:
             replies.wait(envelope.id, waiter, 0)  # forget the call
             raise self._fail(f"{envelope.method} {key!r}", exc) from exc
@@ -292,7 +379,7 @@ class RedisBackend(Backend):
         except Exception:
             replies.wait(envelope.id, waiter, 0)
             raise
-        reply = replies.wait(envelope.id, waiter, wait)
+        reply = replies.wait(envelope.id, waiter, wait - (time.monotonic() - started))
         if reply is None:
             raise RequestTimeout(
                 f"no reply to {envelope.method} {key!r} within {timeout:g} s", key, timeout

@@ -206,19 +206,36 @@ class Worker:
         opts = self.options
         streams: dict[Any, Any] = dict.fromkeys(self.streams, ">")
         block_ms = max(1, int(opts.block * 1000))
+        read_args: dict[str, Any] = {
+            "groupname": self.group,
+            "consumername": consumer,
+            "streams": streams,
+            "count": opts.prefetch,
+            "block": block_ms,
+        }
         claim_every = min(max(opts.claim_idle / 2, 0.05), 30.0)
         next_claim = 0.0
-        while not self._stopping.is_set():
-            if time.monotonic() >= next_claim:
-                self._reclaim(conn, consumer)
-                next_claim = time.monotonic() + claim_every
+        read: Any = None
+        while True:
+            if not read:
                 if self._stopping.is_set():
                     break
-            read: Any = conn.xreadgroup(
-                self.group, consumer, streams, count=opts.prefetch, block=block_ms
-            )
-            for stream, entries in read or ():
-                self._handle_all(conn, consumer, stream.decode(), entries, None)
+                if time.monotonic() >= next_claim:
+                    self._reclaim(conn, consumer)
+                    next_claim = time.monotonic() + claim_every
+                    continue
+                read = conn.xreadgroup(**read_args)
+                if not read:
+                    continue
+            # The next read rides along with the last acknowledgement of this one (one round
+            # trip instead of two), unless reclaiming is due first.
+            ride = read_args if time.monotonic() < next_claim else None
+            batch, read = read, None
+            for i, (stream, entries) in enumerate(batch):
+                last = ride if i == len(batch) - 1 else None
+                read = self._handle_all(conn, consumer, stream.decode(), entries, None, last)
+            if isinstance(read, Exception):
+                raise read
         self._leave(conn, consumer)
 
     def _handle_all(
@@ -228,17 +245,26 @@ class Worker:
         stream: str,
         entries: list[Any],
         deliveries: dict[bytes, int] | None,
-    ) -> None:
+        read_next: dict[str, Any] | None = None,
+    ) -> Any:
+        """Handle ``entries`` in order (or leave them to others when stopping). With
+        ``read_next`` (``XREADGROUP`` arguments), the last entry's acknowledgement carries the
+        next read: its result is returned (None if there was none)."""
+        read: Any = None
+        last = len(entries) - 1
         for i, (entry_id, fields) in enumerate(entries):
             if self._stopping.is_set():
                 self._hand_back(conn, consumer, stream, [e for e, _ in entries[i:]])
-                return
+                return None
             count = 1 if deliveries is None else deliveries.get(entry_id, 1)
             self._in_flight[consumer] = (stream, entry_id)
             try:
-                self._handle(conn, stream, entry_id, fields, count)
+                read = self._handle(
+                    conn, stream, entry_id, fields, count, read_next if i == last else None
+                )
             finally:
                 self._in_flight.pop(consumer, None)
+        return read
 
     def _heartbeat(self, done: threading.Event) -> None:
         """Every ``claim_idle / 3`` seconds reset the idle time of the entries being handled
@@ -338,31 +364,49 @@ class Worker:
         pipe.execute()
 
     def _handle(
-        self, conn: redis.Redis, stream: str, entry_id: bytes, fields: dict[bytes, bytes], n: int
-    ) -> None:
+        self,
+        conn: redis.Redis,
+        stream: str,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        n: int,
+        read_next: dict[str, Any] | None = None,
+    ) -> Any:
         """Serve one entry (``zc_events.serving`` decides), then reply and acknowledge it, or
-        dead-letter it. Only Redis errors escape: the entry stays pending and is retried."""
+        dead-letter it. Only Redis errors escape: the entry stays pending and is retried.
+
+        With ``read_next`` (and not stopping), ``XREADGROUP`` rides in the pipeline after the
+        reply and the ``XACK``; its result (entries, [] or the error) is returned, else None.
+        """
         body = fields.get(FIELD) or b""
+        read: Any = None
         try:
             envelope, outcome = self._serve(stream, fields, n)
-            if outcome.ack and outcome.reply is not None and envelope is not None:
-                assert envelope.reply_to is not None
+            if outcome.ack:
                 pipe = conn.pipeline(transaction=False)
-                reply = envelope.id.encode(errors="replace") + b"\n" + outcome.reply
-                pipe.rpush(envelope.reply_to, reply)
-                pipe.pexpire(envelope.reply_to, int(self.options.reply_ttl * 1000))
+                if outcome.reply is not None and envelope is not None:
+                    assert envelope.reply_to is not None
+                    reply = envelope.id.encode(errors="replace") + b"\n" + outcome.reply
+                    pipe.rpush(envelope.reply_to, reply)
+                    pipe.pexpire(envelope.reply_to, int(self.options.reply_ttl * 1000))
                 pipe.xack(stream, self.group, entry_id)
-                pipe.execute()
-                return
+                reading = read_next is not None and not self._stopping.is_set()
+                if read_next is not None and reading:
+                    pipe.xreadgroup(**read_next)
+                results = pipe.execute(raise_on_error=False)
+                if reading:
+                    read = results.pop()
+                for result in results:
+                    if isinstance(result, Exception):
+                        raise result
+                return read
         except CONNECTION_ERRORS:
             raise
         except Exception as exc:  # a bug: keep the worker alive and the entry kept
             log.exception("message %s of %r could not be handled", entry_id.decode(), stream)
             outcome = Outcome(dead_letter=f"serving failed: {type(exc).__name__}: {exc}")
-        if outcome.ack:
-            conn.xack(stream, self.group, entry_id)
-        else:
-            self._dead_letter(conn, stream, entry_id, body, outcome, n)
+        self._dead_letter(conn, stream, entry_id, body, outcome, n)
+        return read
 
     def _serve(
         self, stream: str, fields: dict[bytes, bytes], n: int
