@@ -8,7 +8,6 @@ declared (Celery's own shared exchanges only when no other worker uses them).
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,11 +17,11 @@ import pytest
 from zc_events.testing import run_worker
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-CELERY_EXCHANGES = ("celeryev", "celery.pidbox", "reply.celery.pidbox")
 
 
 @pytest.mark.celery
 def test_celery_example(readme_steps: Callable[[str], list[Any]], output_matches: Any) -> None:
+    from zc_events_celery.testing import delete_celery_exchanges
     from zc_events_rabbitmq.testing import delete_broker_objects
 
     worker, client = readme_steps("examples/celery/README.md")
@@ -44,29 +43,4 @@ def test_celery_example(readme_steps: Callable[[str], list[Any]], output_matches
             assert served.terminate(60) == 0
     finally:
         delete_broker_objects([f"{service}-events", tasks], [exchange, tasks])
-        delete_celery_exchanges_if_unused()
-
-
-def delete_celery_exchanges_if_unused() -> None:
-    """Celery's own exchanges (remote control, events), which every worker on the broker
-    declares: delete them unless another worker still has a queue bound to them."""
-    import pika
-
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    try:
-        for name in CELERY_EXCHANGES:
-            # The stopped worker's auto-delete queues go a moment after its connection closes:
-            # until then the exchange is "in use" (406). Another worker's stay, and so does it.
-            deadline = time.monotonic() + 5
-            while True:
-                channel = connection.channel()
-                try:
-                    channel.exchange_delete(name, if_unused=True)
-                    channel.close()
-                    break
-                except pika.exceptions.ChannelClosedByBroker:
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.2)
-    finally:
-        connection.close()
+        delete_celery_exchanges(AMQP_URL)

@@ -14,6 +14,7 @@ import pytest
 from zc_events import legacy, legacy_redis
 from zc_events.testing import run_worker
 from zc_events.testing.conformance import wait_for_records
+from zc_events_celery.testing import delete_celery_exchanges
 
 pytestmark = pytest.mark.celery
 
@@ -157,6 +158,8 @@ def test_zc_events_worker_command_serves_and_stops_on_sigterm(make_service: Any)
             assert client.get("conformance.add", data={"x": 1, "y": 2}).data == {"answer": 3}
             assert wait_for_records(client, token) == [{"method": "POST", "data": {"token": token}}]
         assert worker.terminate(timeout=20) == 0, worker.output
+    # This Celery worker has remote control on (Celery's default, as a user's would).
+    delete_celery_exchanges(BROKER_URL)
 
 
 def test_a_deleted_service_leaves_nothing_on_the_broker(make_service: Any) -> None:

@@ -9,13 +9,25 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 
 from zc_events.testing import WorkerProcess, run_worker
 
-__all__ = ["CELERY_READY", "CeleryWorker", "celery_worker", "delete_amqp_entities"]
+__all__ = [
+    "CELERY_EXCHANGES",
+    "CELERY_READY",
+    "CeleryWorker",
+    "celery_worker",
+    "delete_amqp_entities",
+    "delete_celery_exchanges",
+]
+
+#: The exchanges every Celery worker declares for remote control and events, shared by all the
+#: workers on a broker (``celery inspect`` talks through them).
+CELERY_EXCHANGES = ("celeryev", "celery.pidbox", "reply.celery.pidbox")
 
 #: What ``celery worker`` prints once it consumes (``celery@host ready.``).
 CELERY_READY = " ready."
@@ -92,3 +104,30 @@ def delete_amqp_entities(
                     getattr(channel, method)(name)
                 with suppress(Exception):
                     channel.close()  # type: ignore[attr-defined]  # a kombu Channel has it
+
+
+def delete_celery_exchanges(url: str, *, wait: float = 5.0) -> None:
+    """Delete Celery's own exchanges (:data:`CELERY_EXCHANGES`) from the broker at ``url``
+    unless a worker still uses them, after your test stopped the workers that declared them.
+
+    A stopped worker's auto-delete queues go a moment after its connection closes; until then
+    the exchange is in use, so each delete is retried for up to ``wait`` seconds. Another
+    worker's queues stay, and so does the exchange.
+    """
+    from kombu import Connection
+
+    with Connection(url) as connection:
+        for name in CELERY_EXCHANGES:
+            deadline = time.monotonic() + wait
+            while True:
+                channel = connection.channel()
+                try:
+                    channel.exchange_delete(name, if_unused=True)  # type: ignore[attr-defined]
+                    break
+                except Exception:  # 406: still bound to a queue (the broker closed the channel)
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.2)
+                finally:
+                    with suppress(Exception):
+                        channel.close()  # type: ignore[attr-defined]
