@@ -31,7 +31,15 @@ from zc_events import (
     batch_error,
 )
 
-from ._common import DEFAULT_PREFIX, DEFAULT_URL, PUBLISH_SCRIPT, Options, describe_url
+from ._common import (
+    DEFAULT_PREFIX,
+    DEFAULT_URL,
+    PUBLISH_SCRIPT,
+    Options,
+    describe_url,
+    hold_connection,
+    pack,
+)
 
 __all__ = ["DEFAULT_PREFIX", "DEFAULT_URL", "RedisBackend"]
 
@@ -120,20 +128,14 @@ class Replies:
         return waiter
 
     def _connection(self) -> Any:
-        conn = self._conn
-        if conn is None:
-            pool = self._redis.connection_pool
-            try:
-                conn = pool.get_connection()
-            except TypeError:  # redis-py < 5.3 wants a command name
-                conn = pool.get_connection("BLMPOP")
-            self._conn = conn
-        return conn
+        if self._conn is None:
+            self._conn = hold_connection(self._redis)
+        return self._conn
 
-    def _pop_command(self, timeout: float) -> tuple[Any, ...]:
+    def _pop_command(self, timeout: float) -> bytes:
         if self._blmpop:
-            return ("BLMPOP", timeout, 1, self.name, "LEFT", "COUNT", 100)
-        return ("BLPOP", self.name, timeout)
+            return pack(b"BLMPOP", timeout, b"1", self.name, b"LEFT", b"COUNT", b"100")
+        return pack(b"BLPOP", self.name, timeout)
 
     def publish_and_read(
         self, script: str, stream: str, args: Sequence[Any], timeout: float, other: redis.Redis
@@ -151,11 +153,8 @@ class Replies:
             return None
         try:
             conn = self._connection()
-            conn.send_packed_command(
-                conn.pack_commands(
-                    [("EVALSHA", script, 1, stream, *args), self._pop_command(timeout)]
-                )
-            )
+            publish = pack(b"EVALSHA", script, b"1", stream, *args)
+            conn.send_packed_command([publish + self._pop_command(timeout)])
             result: Any
             try:
                 result = conn.read_response()
@@ -206,7 +205,7 @@ class Replies:
         try:
             conn = self._connection()
             if timeout is not None:
-                conn.send_packed_command(conn.pack_command(*self._pop_command(timeout)))
+                conn.send_packed_command([self._pop_command(timeout)])
             try:
                 result: Any = conn.read_response()
             except redis.exceptions.ResponseError as exc:

@@ -42,7 +42,7 @@ from zc_events.serving import (
 )
 
 from ._backend import AUTH_ERRORS, CONNECTION_ERRORS, connect
-from ._common import FIELD, Options, describe_url
+from ._common import FIELD, Options, describe_url, hold_connection, pack
 
 __all__ = ["Worker"]
 
@@ -57,6 +57,42 @@ HAND_BACK_IDLE_MS = 10 * 365 * 24 * 3600 * 1000
 
 class _Fatal(Exception):
     """A problem reconnecting cannot fix."""
+
+
+class _Link:
+    """One consumer thread's Redis: a redis-py client for the occasional commands, and one
+    connection of its own for the per-message ones (the read, and the reply, ``XACK`` and next
+    read written at once), packed by hand: redis-py's pipeline costs more than the handler."""
+
+    def __init__(self, options: Options, role: str) -> None:
+        self.redis = connect(options, role, retries=0)
+        self._conn: Any = None
+
+    def exchange(self, commands: list[bytes], read: bytes | None) -> tuple[list[Exception], Any]:
+        """Send ``commands`` and then the ``XREADGROUP`` command ``read`` (if any) in one write;
+        return the errors Redis answered to ``commands`` and the read's result (its entries, []
+        after its timeout, or its error). Connection errors are raised."""
+        if self._conn is None:
+            self._conn = hold_connection(self.redis)
+        conn = self._conn
+        conn.send_packed_command([b"".join(commands) + (read or b"")])
+        errors: list[Exception] = []
+        for _ in commands:
+            try:
+                conn.read_response()
+            except redis.exceptions.ResponseError as exc:
+                errors.append(exc)
+        result: Any = None
+        if read is not None:
+            client: Any = self.redis  # untyped method: parses as ``xreadgroup`` returns
+            try:
+                result = client.parse_response(conn, "XREADGROUP") or []
+            except redis.exceptions.ResponseError as exc:
+                result = exc
+        return errors, result
+
+    def close(self) -> None:
+        self.redis.close()
 
 
 class Worker:
@@ -75,6 +111,7 @@ class Worker:
         self._consumer_base = f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
         #: consumer name -> (stream, entry id) of the entry its thread is handling
         self._in_flight: dict[str, tuple[str, bytes]] = {}
+        self._reply_ttl_ms = int(options.reply_ttl * 1000)
 
     def run(self, stopping: threading.Event) -> None:
         """Consume until ``stopping`` is set, then finish the entries in hand and return."""
@@ -148,10 +185,10 @@ class Worker:
         delay = BACKOFF_FIRST
         consumer = f"{self._consumer_base}-{n}"
         while not self._stopping.is_set():
-            conn = connect(self.options, f"worker-{n}", retries=0)
+            link = _Link(self.options, f"worker-{n}")
             consuming = threading.Event()
             try:
-                self._consume(conn, consumer, consuming)
+                self._consume(link, consumer, consuming)
                 return
             except AUTH_ERRORS as exc:
                 self.fatal = ConfigurationError(
@@ -182,7 +219,7 @@ class Worker:
                 self._stopping.wait(wait)
                 delay = min(delay * 2, BACKOFF_MAX)
             finally:
-                conn.close()
+                link.close()
 
     def _create_groups(self, conn: redis.Redis) -> None:
         """Create this service's group on every key's stream (idempotent; on every connect, as
@@ -200,19 +237,17 @@ class Worker:
                     "another 'prefix')"
                 )
 
-    def _consume(self, conn: redis.Redis, consumer: str, consuming: threading.Event) -> None:
+    def _consume(self, link: _Link, consumer: str, consuming: threading.Event) -> None:
+        conn = link.redis
         self._create_groups(conn)
         consuming.set()
         opts = self.options
-        streams: dict[Any, Any] = dict.fromkeys(self.streams, ">")
         block_ms = max(1, int(opts.block * 1000))
-        read_args: dict[str, Any] = {
-            "groupname": self.group,
-            "consumername": consumer,
-            "streams": streams,
-            "count": opts.prefetch,
-            "block": block_ms,
-        }
+        ids = [">"] * len(self.streams)
+        read_command = pack(
+            "XREADGROUP", "GROUP", self.group, consumer, "COUNT", opts.prefetch,
+            "BLOCK", block_ms, "STREAMS", *self.streams, *ids,
+        )  # fmt: skip
         claim_every = min(max(opts.claim_idle / 2, 0.05), 30.0)
         next_claim = 0.0
         read: Any = None
@@ -221,46 +256,48 @@ class Worker:
                 if self._stopping.is_set():
                     break
                 if time.monotonic() >= next_claim:
-                    self._reclaim(conn, consumer)
+                    self._reclaim(link, consumer)
                     next_claim = time.monotonic() + claim_every
                     continue
-                read = conn.xreadgroup(**read_args)
+                _, read = link.exchange([], read_command)
+                if isinstance(read, Exception):
+                    raise read
                 if not read:
                     continue
             # The next read rides along with the last acknowledgement of this one (one round
             # trip instead of two), unless reclaiming is due first.
-            ride = read_args if time.monotonic() < next_claim else None
+            ride = read_command if time.monotonic() < next_claim else None
             batch, read = read, None
             for i, (stream, entries) in enumerate(batch):
                 last = ride if i == len(batch) - 1 else None
-                read = self._handle_all(conn, consumer, stream.decode(), entries, None, last)
+                read = self._handle_all(link, consumer, stream.decode(), entries, None, last)
             if isinstance(read, Exception):
                 raise read
         self._leave(conn, consumer)
 
     def _handle_all(
         self,
-        conn: redis.Redis,
+        link: _Link,
         consumer: str,
         stream: str,
         entries: list[Any],
         deliveries: dict[bytes, int] | None,
-        read_next: dict[str, Any] | None = None,
+        read_next: bytes | None = None,
     ) -> Any:
         """Handle ``entries`` in order (or leave them to others when stopping). With
-        ``read_next`` (``XREADGROUP`` arguments), the last entry's acknowledgement carries the
+        ``read_next`` (an ``XREADGROUP`` command), the last entry's acknowledgement carries the
         next read: its result is returned (None if there was none)."""
         read: Any = None
         last = len(entries) - 1
         for i, (entry_id, fields) in enumerate(entries):
             if self._stopping.is_set():
-                self._hand_back(conn, consumer, stream, [e for e, _ in entries[i:]])
+                self._hand_back(link.redis, consumer, stream, [e for e, _ in entries[i:]])
                 return None
             count = 1 if deliveries is None else deliveries.get(entry_id, 1)
             self._in_flight[consumer] = (stream, entry_id)
             try:
                 read = self._handle(
-                    conn, stream, entry_id, fields, count, read_next if i == last else None
+                    link, stream, entry_id, fields, count, read_next if i == last else None
                 )
             finally:
                 self._in_flight.pop(consumer, None)
@@ -297,8 +334,9 @@ class Worker:
         except CONNECTION_ERRORS:
             log.debug("could not delete consumer %r on stop", consumer, exc_info=True)
 
-    def _reclaim(self, conn: redis.Redis, consumer: str) -> None:
+    def _reclaim(self, link: _Link, consumer: str) -> None:
         """Claim and handle what other consumers left unacknowledged for ``claim_idle``."""
+        conn = link.redis
         idle_ms = max(1, int(self.options.claim_idle * 1000))
         for stream in self.streams:
             start: Any = "0-0"
@@ -323,7 +361,7 @@ class Worker:
                         len(entries),
                         stream,
                     )
-                    self._handle_all(conn, consumer, stream, entries, counts)
+                    self._handle_all(link, consumer, stream, entries, counts)
                 if start in (b"0-0", "0-0"):
                     break
 
@@ -365,47 +403,43 @@ class Worker:
 
     def _handle(
         self,
-        conn: redis.Redis,
+        link: _Link,
         stream: str,
         entry_id: bytes,
         fields: dict[bytes, bytes],
         n: int,
-        read_next: dict[str, Any] | None = None,
+        read_next: bytes | None = None,
     ) -> Any:
         """Serve one entry (``zc_events.serving`` decides), then reply and acknowledge it, or
         dead-letter it. Only Redis errors escape: the entry stays pending and is retried.
 
-        With ``read_next`` (and not stopping), ``XREADGROUP`` rides in the pipeline after the
-        reply and the ``XACK``; its result (entries, [] or the error) is returned, else None.
+        With ``read_next`` (and not stopping), that ``XREADGROUP`` is written after the reply
+        and the ``XACK``; its result (entries, [] or the error) is returned, else None.
         """
         body = fields.get(FIELD) or b""
         read: Any = None
         try:
             envelope, outcome = self._serve(stream, fields, n)
             if outcome.ack:
-                pipe = conn.pipeline(transaction=False)
+                commands = []
                 if outcome.reply is not None and envelope is not None:
                     assert envelope.reply_to is not None
                     reply = envelope.id.encode(errors="replace") + b"\n" + outcome.reply
-                    pipe.rpush(envelope.reply_to, reply)
-                    pipe.pexpire(envelope.reply_to, int(self.options.reply_ttl * 1000))
-                pipe.xack(stream, self.group, entry_id)
-                reading = read_next is not None and not self._stopping.is_set()
-                if read_next is not None and reading:
-                    pipe.xreadgroup(**read_next)
-                results = pipe.execute(raise_on_error=False)
-                if reading:
-                    read = results.pop()
-                for result in results:
-                    if isinstance(result, Exception):
-                        raise result
+                    commands.append(pack(b"RPUSH", envelope.reply_to, reply))
+                    commands.append(pack(b"PEXPIRE", envelope.reply_to, self._reply_ttl_ms))
+                commands.append(pack(b"XACK", stream, self.group, entry_id))
+                if self._stopping.is_set():
+                    read_next = None
+                errors, read = link.exchange(commands, read_next)
+                if errors:
+                    raise errors[0]
                 return read
         except CONNECTION_ERRORS:
             raise
         except Exception as exc:  # a bug: keep the worker alive and the entry kept
             log.exception("message %s of %r could not be handled", entry_id.decode(), stream)
             outcome = Outcome(dead_letter=f"serving failed: {type(exc).__name__}: {exc}")
-        self._dead_letter(conn, stream, entry_id, body, outcome, n)
+        self._dead_letter(link.redis, stream, entry_id, body, outcome, n)
         return read
 
     def _serve(
