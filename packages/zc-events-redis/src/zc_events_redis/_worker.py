@@ -1,6 +1,7 @@
 """The worker: consumer threads reading the service's streams in its consumer group.
 
-Each of ``concurrency`` threads owns one connection and one consumer name, and loops:
+Each of ``concurrency`` threads owns one consumer name and its connections (one for the
+per-message commands, packed by hand; a redis-py client for the rest), and loops:
 
 1. every ``claim_idle / 2`` seconds, ``XAUTOCLAIM`` the entries other consumers of the group
    left unacknowledged for ``claim_idle`` seconds (a worker killed with ``kill -9``), and
@@ -8,8 +9,9 @@ Each of ``concurrency`` threads owns one connection and one consumer name, and l
 2. ``XREADGROUP ... COUNT prefetch BLOCK block STREAMS <every key's stream> >``;
 3. for each entry: serve it with :mod:`zc_events.serving` (decode, size limit, expiry,
    dispatch), check that its key is the stream's and its ``reply_to`` a reply list of the
-   prefix, push the reply, then ``XACK`` (reply and acknowledgement leave in one pipelined round
-   trip, in that order).
+   prefix, push the reply, then ``XACK`` (reply and acknowledgement leave in one write, in that
+   order; after the last entry of a read, the next ``XREADGROUP`` goes in the same write, so a
+   message costs one round trip).
 
 Anything that cannot be decoded or dispatched, and failed no-wait work, moves to the service's
 dead-letter stream with the reason. A heartbeat thread refreshes the entries being handled every
