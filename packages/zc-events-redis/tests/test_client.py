@@ -113,3 +113,27 @@ async def test_async_call_cancelled_mid_publish_is_cancelled(served: Any) -> Non
                 completed.append((i, call.exception() or call.result().data))
         assert completed == [], "cancelled calls that went on to complete"
         assert (await client.get("conformance.add", data={"x": 5, "y": 5})).data == {"answer": 10}
+
+
+def test_asyncio_run_ends_when_the_async_client_was_not_closed(served: Any) -> None:
+    """asyncio.run cancels the reply reader of a client nobody closed: the reader must end
+    (redis.asyncio can swallow a cancellation in a blocking read, and asyncio.run then hung)."""
+    import json
+    import subprocess
+    import sys
+
+    script = """
+import asyncio, json, sys
+from zc_events import AsyncEventClient
+
+async def main():
+    client = AsyncEventClient("redis", **json.loads(sys.argv[1]))
+    assert (await client.get("conformance.add", data={"x": 1, "y": 1})).data == {"answer": 2}
+    raise SystemExit(7)  # leaves without aclose()
+
+asyncio.run(main())
+"""
+    proc = subprocess.run(
+        [sys.executable, "-c", script, json.dumps(served.options())], timeout=30, check=False
+    )
+    assert proc.returncode == 7

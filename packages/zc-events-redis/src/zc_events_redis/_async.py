@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio
@@ -47,7 +47,7 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()  # retrieved: an abandoned command's failure is not logged as unhandled
 
 
-async def _cancellable(command: Coroutine[Any, Any, T]) -> T:
+async def _cancellable(command: Awaitable[T]) -> T:
     """Await a redis.asyncio ``command`` in a task of its own.
 
     redis.asyncio can swallow a cancellation that reaches it mid-command (the command then
@@ -95,13 +95,16 @@ class _LoopState:
         delay = 0.05
         while not self.closing:
             try:
+                # _cancellable: redis.asyncio can swallow a cancellation that reaches it in a
+                # blocking read, and this loop would then go on forever (asyncio.run hung at
+                # exit when the client was not closed).
                 if self.blmpop:
-                    result: Any = await self.replies.blmpop(
-                        1, 1, self.name, direction="LEFT", count=100
+                    result: Any = await _cancellable(
+                        self.replies.blmpop(1, 1, self.name, direction="LEFT", count=100)
                     )
                     items = [] if result is None else result[1]
                 else:
-                    item: Any = await self.replies.blpop([self.name], timeout=1)
+                    item: Any = await _cancellable(self.replies.blpop([self.name], timeout=1))
                     items = [] if item is None else [item[1]]
                 delay = 0.05
             except redis.exceptions.ResponseError as exc:
